@@ -1,0 +1,130 @@
+"""Standalone Hugging Face models with per-layer head and FFN sizes.
+
+Transformers has one head count and one FFN size for all layers and derives the
+head size from hidden_size / num_attention_heads, so it cannot describe a pruned
+encoder. These classes extend the BERT / RoBERTa sequence classifiers with three
+config fields:
+
+- `layer_heads[i]`: attention heads kept in layer i (0 skips the attention block),
+- `layer_units[i]`: FFN units kept in layer i (0 skips the FFN block),
+- `attention_head_size`: dims per head, independent of `hidden_size`.
+
+This file imports only torch and transformers: `save_pretrained` copies it next to
+the weights, so plain transformers loads the model back with
+`AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`.
+"""
+
+import copy
+
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+
+class SkipAttention(nn.Module):
+    """An attention block with no heads: the layer passes its input on unchanged."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states, None
+
+
+class SkipIntermediate(nn.Module):
+    """The first half of an FFN block with no units: nothing to compute."""
+
+    def forward(self, hidden_states):
+        return hidden_states
+
+
+class SkipOutput(nn.Module):
+    """The second half of an FFN block with no units: returns the block's input."""
+
+    def forward(self, hidden_states, input_tensor):
+        return input_tensor
+
+
+def _init_pruned_fields(config, layer_heads, layer_units, attention_head_size) -> None:
+    layers = config.num_hidden_layers
+    config.attention_head_size = attention_head_size or config.hidden_size // config.num_attention_heads
+    config.layer_heads = list(layer_heads) if layer_heads is not None else [config.num_attention_heads] * layers
+    config.layer_units = list(layer_units) if layer_units is not None else [config.intermediate_size] * layers
+    if len(config.layer_heads) != layers or len(config.layer_units) != layers:
+        raise ValueError(
+            f"layer_heads and layer_units need {layers} entries (num_hidden_layers), "
+            f"got {len(config.layer_heads)} and {len(config.layer_units)}"
+        )
+
+
+class PrunedBertConfig(BertConfig):
+    model_type = "pruned_bert"
+
+    def __init__(self, layer_heads=None, layer_units=None, attention_head_size=None, **kwargs):
+        super().__init__(**kwargs)
+        _init_pruned_fields(self, layer_heads, layer_units, attention_head_size)
+
+
+class PrunedRobertaConfig(RobertaConfig):
+    model_type = "pruned_roberta"
+
+    def __init__(self, layer_heads=None, layer_units=None, attention_head_size=None, **kwargs):
+        super().__init__(**kwargs)
+        _init_pruned_fields(self, layer_heads, layer_units, attention_head_size)
+
+
+def _buildable(config):
+    """A copy that the stock modules accept (hidden_size % num_attention_heads == 0)."""
+    build = copy.deepcopy(config)
+    build.num_attention_heads = 1
+    return build
+
+
+def _resize(model, build_config, config, layers: nn.ModuleList) -> None:
+    """Give each layer of a stock-built model the sizes `config` asks for."""
+    config._attn_implementation = build_config._attn_implementation
+    for module in model.modules():
+        if getattr(module, "config", None) is build_config:
+            module.config = config
+    hidden, head_size = config.hidden_size, config.attention_head_size
+    for layer, heads, units in zip(layers, config.layer_heads, config.layer_units):
+        if heads == 0:
+            layer.attention = SkipAttention()
+        else:
+            attn = layer.attention.self
+            attn.num_attention_heads = heads
+            attn.attention_head_size = head_size
+            attn.all_head_size = heads * head_size
+            attn.scaling = head_size**-0.5
+            attn.query = nn.Linear(hidden, heads * head_size)
+            attn.key = nn.Linear(hidden, heads * head_size)
+            attn.value = nn.Linear(hidden, heads * head_size)
+            layer.attention.output.dense = nn.Linear(heads * head_size, hidden)
+        if units == 0:
+            layer.intermediate = SkipIntermediate()
+            layer.output = SkipOutput()
+        else:
+            layer.intermediate.dense = nn.Linear(hidden, units)
+            layer.output.dense = nn.Linear(units, hidden)
+
+
+class PrunedBertForSequenceClassification(BertForSequenceClassification):
+    config_class = PrunedBertConfig
+
+    def __init__(self, config):
+        build = _buildable(config)
+        super().__init__(build)
+        _resize(self, build, config, self.bert.encoder.layer)
+
+
+class PrunedRobertaForSequenceClassification(RobertaForSequenceClassification):
+    config_class = PrunedRobertaConfig
+
+    def __init__(self, config):
+        build = _buildable(config)
+        super().__init__(build)
+        _resize(self, build, config, self.roberta.encoder.layer)
+
+
+for _config_cls, _model_cls in (
+    (PrunedBertConfig, PrunedBertForSequenceClassification),
+    (PrunedRobertaConfig, PrunedRobertaForSequenceClassification),
+):
+    _config_cls.register_for_auto_class()
+    _model_cls.register_for_auto_class("AutoModelForSequenceClassification")
