@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny randomly initialised BERT / RoBERTa classifiers built in code."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+TINY = dict(
+    vocab_size=60,
+    hidden_size=16,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=12,
+    max_position_embeddings=40,
+    num_labels=3,
+)
+
+
+def tiny_model(family: str = "bert", seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    values = {**TINY, **overrides}
+    if family == "bert":
+        return BertForSequenceClassification(BertConfig(**values)).eval()
+    return RobertaForSequenceClassification(RobertaConfig(pad_token_id=1, **values)).eval()
+
+
+@pytest.fixture(params=["bert", "roberta"])
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tiny_batch():
+    torch.manual_seed(1)
+    input_ids = torch.randint(3, TINY["vocab_size"], (3, 10))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 7:] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def glue_dir() -> Path | None:
+    candidates = [os.environ.get("GLUE_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"]
+    for candidate in candidates:
+        if candidate and Path(candidate, "RTE", "dev.tsv").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def glue_path() -> Path:
+    path = glue_dir()
+    if path is None:
+        pytest.skip("GLUE copy not found: set GLUE_DIR or place shared/data/glue beside the repo")
+    return path
