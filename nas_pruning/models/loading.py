@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as transformers_logging
 
 from nas_pruning.models.registry import get_adapter
 
@@ -36,7 +36,14 @@ def load_model(
     A pruned model saved by nas_pruning loads as well.
     """
     path = resolve_model_path(name_or_path)
-    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"cannot load model {name_or_path!r}: it is not a model folder, and the Hugging Face hub "
+            f"could not provide it ({error.__class__.__name__}). Pass a local folder or a hub name "
+            f"(with network access); the default is the bundled {DEFAULT_MODEL_NAME}."
+        ) from error
     if not config.model_type.startswith("pruned_"):
         get_adapter(config)  # clear error for unsupported families before loading weights
     num_labels = 1 if is_regression else num_labels
@@ -46,12 +53,12 @@ def load_model(
         config.label2id = {v: k for k, v in config.id2label.items()}
     config.problem_type = "regression" if is_regression else "single_label_classification"
     # Missing-head warnings are expected for encoders without a classifier.
-    level = logging.getLogger("transformers.modeling_utils").level
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
     try:
         return AutoModelForSequenceClassification.from_pretrained(path, config=config, trust_remote_code=True)
     finally:
-        logging.getLogger("transformers.modeling_utils").setLevel(level)
+        transformers_logging.set_verbosity(verbosity)
 
 
 def load_tokenizer(name_or_path: str | None = None):

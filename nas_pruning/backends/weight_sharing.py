@@ -1,0 +1,238 @@
+"""Scoring sub-networks against a trained super-network, as a Syne Tune backend.
+
+`SubnetworkEvaluator` turns a config of a search space into objectives: it runs the
+sub-network with the super-network's shared weights (no retraining) on resident
+validation batches. `WeightSharingBackend` is a Syne Tune `TrialBackend` that runs
+the evaluator for each trial the Tuner starts, on a pool of threads that each own
+a replica of the super-network (`select_subnetwork` patches modules, so two
+concurrent evaluations must never share one model). `ask_tell_search` drives any
+Syne Tune scheduler without a Tuner, for notebooks.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import statistics
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+from syne_tune.backend.trial_backend import TrialBackend
+from syne_tune.backend.trial_status import Status, Trial, TrialResult
+from syne_tune.constants import ST_WORKER_ITER, ST_WORKER_TIME, ST_WORKER_TIMESTAMP
+from syne_tune.optimizer.scheduler import TrialScheduler
+from torch import nn
+from tqdm.auto import tqdm
+
+from nas_pruning.evaluation import evaluate
+from nas_pruning.models import count_parameters, select_subnetwork
+from nas_pruning.search_spaces import SearchSpace
+from nas_pruning.tasks import Task
+
+
+class SubnetworkEvaluator:
+    """Objectives of search-space configs, evaluated with shared weights.
+
+    model: the trained super-network (kept resident, put in eval mode).
+    search_space: the space the configs come from.
+    batches: validation batches (dicts of tensors with `labels`), kept resident.
+    task: gives the metric; `error` = 1 - metric.
+    latency_batch: if given, each evaluation also reports `latency`, the median
+        seconds of `latency_repeats` forward passes of the sub-network on it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        search_space: SearchSpace,
+        batches: Sequence[dict],
+        task: Task,
+        latency_batch: dict | None = None,
+        latency_repeats: int = 3,
+    ) -> None:
+        self.model = model.eval()
+        self.search_space = search_space
+        self.batches = list(batches)
+        self.task = task
+        self.latency_batch = latency_batch
+        self.latency_repeats = latency_repeats
+        self._full_params = count_parameters(model)
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, float]:
+        start = time.perf_counter()
+        sub = self.search_space.to_subnetwork(config)
+        scores = evaluate(self.model, self.batches, self.task, sub)
+        result = {
+            "error": scores["error"],
+            "metric": scores["metric"],
+            "params": count_parameters(self.model, sub) / self._full_params,
+            "eval_time": time.perf_counter() - start,
+        }
+        if self.latency_batch is not None:
+            result["latency"] = self._latency(sub)
+        return result
+
+    @torch.inference_mode()
+    def _latency(self, sub) -> float:
+        times = []
+        with select_subnetwork(self.model, sub):
+            for _ in range(self.latency_repeats):
+                start = time.perf_counter()
+                self.model(**self.latency_batch)
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def replicate(self) -> "SubnetworkEvaluator":
+        """An evaluator over its own copy of the model (data tensors are shared, read-only)."""
+        clone = copy.copy(self)
+        clone.model = copy.deepcopy(self.model)
+        return clone
+
+
+def _with_worker_fields(metrics: dict[str, float], started: float) -> dict[str, Any]:
+    """The bookkeeping fields Syne Tune expects in every reported result."""
+    now = time.time()
+    return {**metrics, "epoch": 1, ST_WORKER_ITER: 0, ST_WORKER_TIMESTAMP: now, ST_WORKER_TIME: now - started}
+
+
+class WeightSharingBackend(TrialBackend):
+    """A Syne Tune `TrialBackend` that evaluates trials in-process with shared weights.
+
+    evaluator: scores one config (see `SubnetworkEvaluator`); it is replicated so
+        that each of `n_replicas` threads owns one model copy.
+    n_replicas: concurrent evaluations; match the Tuner's `n_workers`.
+
+    A trial whose evaluation raises is marked failed with the traceback as its
+    stderr; pass a large `max_failures` to the Tuner so that the experiment goes on.
+    Evaluations keep no state, so checkpoints are empty and pausing a trial means
+    evaluating it again on resume.
+    """
+
+    def __init__(self, evaluator: SubnetworkEvaluator, n_replicas: int = 1) -> None:
+        super().__init__()
+        if n_replicas < 1:
+            raise ValueError(f"n_replicas must be >= 1, got {n_replicas}")
+        self.n_replicas = n_replicas
+        self._evaluators: queue.Queue[SubnetworkEvaluator] = queue.Queue()
+        self._evaluators.put(evaluator)
+        for _ in range(n_replicas - 1):
+            self._evaluators.put(evaluator.replicate())
+        self._pool = ThreadPoolExecutor(max_workers=n_replicas, thread_name_prefix="weight-sharing")
+        self._futures: dict[int, Future] = {}
+        self._errors: dict[int, str] = {}
+
+    # -- running evaluations --------------------------------------------------
+    def _schedule(self, trial_id: int, config: dict[str, Any]) -> None:
+        self._futures[trial_id] = self._pool.submit(self._evaluate, config)
+
+    def _evaluate(self, config: dict[str, Any]) -> dict[str, Any]:
+        started = time.time()
+        evaluator = self._evaluators.get()
+        try:
+            return _with_worker_fields(evaluator(config), started)
+        finally:
+            self._evaluators.put(evaluator)
+
+    def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
+        results = []
+        for trial_id in trial_ids:
+            trial = self._trial_dict[trial_id]
+            future = self._futures.get(trial_id)
+            if trial.status == Status.in_progress and future is not None and future.done():
+                trial.training_end_time = datetime.now()
+                error = future.exception()
+                if error is None:
+                    trial.metrics = [future.result()]
+                    trial.status = Status.completed
+                else:
+                    self._errors[trial_id] = "".join(traceback.format_exception(error))
+                    trial.status = Status.failed
+            results.append(trial)
+        return results
+
+    def busy_trial_ids(self) -> list[tuple[int, str]]:
+        return [
+            (trial_id, Status.in_progress)
+            for trial_id, future in self._futures.items()
+            if not future.done() and self._trial_dict[trial_id].status == Status.in_progress
+        ]
+
+    def _stop_trial(self, trial_id: int, result: dict | None) -> None:
+        self._futures[trial_id].cancel()
+        self._trial_dict[trial_id].status = Status.stopped
+
+    def _pause_trial(self, trial_id: int, result: dict | None) -> None:
+        self._futures[trial_id].cancel()
+
+    def _resume_trial(self, trial_id: int) -> None:
+        """Nothing to restore: `_schedule` evaluates the config again."""
+
+    def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
+        """Evaluations keep no state: there is no checkpoint to copy."""
+
+    def delete_checkpoint(self, trial_id: int) -> None:
+        """Evaluations keep no state: there is no checkpoint to delete."""
+
+    # -- logs and identity ------------------------------------------------------
+    def stdout(self, trial_id: int) -> list[str]:
+        return []
+
+    def stderr(self, trial_id: int) -> list[str]:
+        return [self._errors[trial_id]] if trial_id in self._errors else []
+
+    def entrypoint_path(self) -> Path:
+        return Path(__file__)  # names the Tuner's experiments "weight-sharing-..."
+
+    def set_entrypoint(self, entry_point: str) -> None:
+        raise ValueError("the weight-sharing backend evaluates in-process and has no entry point script")
+
+    def close(self) -> None:
+        """Wait for running evaluations and release the worker threads."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __getstate__(self) -> dict:
+        # The Tuner pickles its backend when saving: keep the trial records,
+        # leave out the models, threads and futures.
+        state = self.__dict__.copy()
+        for key in ("_evaluators", "_pool", "_futures"):
+            state.pop(key)
+        return state
+
+
+def ask_tell_search(
+    scheduler: TrialScheduler,
+    evaluator: SubnetworkEvaluator,
+    num_evaluations: int,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run a search without a Tuner: ask the scheduler, evaluate, tell it the result.
+
+    Returns one row per evaluation with the config (`config_*` columns), the
+    objectives and `elapsed` (seconds since the search started). Failed
+    evaluations are reported to the scheduler as errors and kept with their message.
+    """
+    rows, start = [], time.perf_counter()
+    for trial_id in tqdm(range(num_evaluations), desc="search", disable=not progress):
+        suggestion = scheduler.suggest()
+        if suggestion is None:
+            break
+        trial = Trial(trial_id=trial_id, config=suggestion.config, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        row = {"trial_id": trial_id, **{f"config_{k}": v for k, v in suggestion.config.items()}}
+        try:
+            result = evaluator(suggestion.config)
+        except Exception as error:  # a failing evaluation is reported, not fatal
+            scheduler.on_trial_error(trial)
+            row["error_message"] = f"{type(error).__name__}: {error}"
+        else:
+            scheduler.on_trial_complete(trial, {**result, "epoch": 1})
+            row.update(result)
+        row["elapsed"] = time.perf_counter() - start
+        rows.append(row)
+    return pd.DataFrame(rows)

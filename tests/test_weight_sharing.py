@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_model
+from syne_tune import StoppingCriterion, Tuner
+from syne_tune.experiments import load_experiment
+
+from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend, ask_tell_search
+from nas_pruning.evaluation import evaluate
+from nas_pruning.models import extract_subnetwork
+from nas_pruning.optimizers import OPTIMIZERS, make_scheduler
+from nas_pruning.search_spaces import get_search_space
+from nas_pruning.tasks import get_task
+
+
+@pytest.fixture
+def evaluator():
+    model = tiny_model("bert", num_labels=2)
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):
+        ids = torch.randint(3, 60, (8, 10), generator=generator)
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2})
+    space = get_search_space("small", model.config)
+    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch={"input_ids": ids})
+
+
+def test_evaluator_scores_match_the_extracted_subnetwork(evaluator):
+    config = {"num_layers": 2, "num_heads": 3, "num_units": 7}
+    result = evaluator(config)
+    small = extract_subnetwork(evaluator.model, evaluator.search_space.to_subnetwork(config))
+    assert result["error"] == pytest.approx(evaluate(small, evaluator.batches, evaluator.task)["error"])
+    assert result["params"] == pytest.approx(evaluator.search_space.parameter_ratio(config))
+    assert result["latency"] > 0 and result["eval_time"] > 0
+
+
+def _run_tuner(evaluator, method, tmp_path, monkeypatch, n_workers=2, trials=5, seed=0):
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
+    space = evaluator.search_space
+    backend = WeightSharingBackend(evaluator, n_replicas=n_workers)
+    scheduler = make_scheduler(
+        method, space.config_space, points_to_evaluate=space.initial_design(), random_seed=seed, **(
+            {"max_t": 1} if method == "moasha" else {})
+    )
+    tuner = Tuner(
+        trial_backend=backend,
+        scheduler=scheduler,
+        stop_criterion=StoppingCriterion(max_num_trials_finished=trials),
+        n_workers=n_workers,
+        sleep_time=0.01,
+        results_update_interval=0.5,
+        print_update_interval=60,
+        max_failures=1000,
+    )
+    tuner.run()
+    backend.close()
+    return load_experiment(tuner.name, local_path=str(tmp_path)).results, backend
+
+
+@pytest.mark.parametrize("method", [m for m in OPTIMIZERS if m != "ehvi"])
+def test_tuner_with_two_workers_and_every_optimizer(evaluator, method, tmp_path, monkeypatch):
+    results, _ = _run_tuner(evaluator, method, tmp_path, monkeypatch)
+    assert len(results) >= 5
+    assert set(results.columns) >= {"trial_id", "error", "params", "eval_time", "config_num_layers"}
+    # evaluations of concurrent workers do not corrupt each other: rerun each config alone
+    for _, row in results.iterrows():
+        config = {k: int(row[f"config_{k}"]) for k in ("num_layers", "num_heads", "num_units")}
+        assert row["error"] == pytest.approx(evaluator(config)["error"])
+        assert row["params"] == pytest.approx(evaluator.search_space.parameter_ratio(config))
+
+
+def test_tuner_with_ehvi(evaluator, tmp_path, monkeypatch):
+    pytest.importorskip("botorch")
+    results, _ = _run_tuner(evaluator, "ehvi", tmp_path, monkeypatch, n_workers=1, trials=5)
+    assert len(results) >= 5
+
+
+def test_failing_evaluation_does_not_stop_the_experiment(evaluator, tmp_path, monkeypatch):
+    class Flaky(SubnetworkEvaluator):
+        def __call__(self, config):
+            if config["num_heads"] == 1:  # the smallest config of the initial design
+                raise RuntimeError("simulated evaluation failure")
+            return super().__call__(config)
+
+    flaky = Flaky(evaluator.model, evaluator.search_space, evaluator.batches, evaluator.task)
+    results, backend = _run_tuner(flaky, "random", tmp_path, monkeypatch, trials=5)
+    assert len(results) >= 5
+    assert (results["config_num_heads"] != 1).all()
+    failed = [t for t in backend.trial_ids if backend._trial_dict[t].status == "Failed"]
+    assert failed and "simulated evaluation failure" in "".join(backend.stderr(failed[0]))
+
+
+def test_ask_tell_without_tuner(evaluator):
+    space = evaluator.search_space
+    scheduler = make_scheduler("local_search", space.config_space, points_to_evaluate=space.initial_design())
+    table = ask_tell_search(scheduler, evaluator, num_evaluations=8, progress=False)
+    assert len(table) == 8
+    assert table.loc[0, "params"] == 1.0
+    assert np.all(np.diff(table["elapsed"]) >= 0)
