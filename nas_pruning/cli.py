@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from transformers.utils import logging as transformers_logging
 
+from nas_pruning.export import export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
+from nas_pruning.optimizers import OPTIMIZERS
+from nas_pruning.search import SearchSettings, run_search
 from nas_pruning.search_spaces import SEARCH_SPACES, get_search_space
+from nas_pruning.supernet import STRATEGIES, finetune
+from nas_pruning.tasks import TASKS
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +50,101 @@ def cmd_space(args: argparse.Namespace) -> None:
         print(f"{label:<9} parameter ratio {space.parameter_ratio(config):.4f}")
 
 
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the Hugging Face hub",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+
+
+def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strategy", default="full", choices=sorted(STRATEGIES), help="super-network training strategy")
+    parser.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds training and the 70/30 train/validation split")
+    parser.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset of this size")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per example")
+
+
+def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--optimizer", default="local_search", choices=list(OPTIMIZERS))
+    parser.add_argument("--num-evaluations", type=int, default=100, help="sub-networks to evaluate")
+    parser.add_argument("--max-time", type=float, default=None, help="search time limit in seconds")
+    parser.add_argument("--workers", type=int, default=1, help="concurrent evaluations (one model replica each)")
+    parser.add_argument("--search-seed", type=int, default=0)
+    parser.add_argument(
+        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+    )
+    parser.add_argument("--latency", action="store_true", help="also record each sub-network's measured latency")
+
+
+def _finetune(args: argparse.Namespace, output_dir) -> str:
+    return finetune(
+        args.task,
+        model=args.model,
+        strategy=args.strategy,
+        search_space=args.search_space,
+        output_dir=output_dir,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        max_train_examples=args.max_train_examples,
+        max_length=args.max_length,
+        num_threads=args.threads,
+        temperature=args.temperature,
+    )
+
+
+def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: str | None):
+    settings = SearchSettings(
+        search_space=search_space,
+        optimizer=args.optimizer,
+        num_evaluations=args.num_evaluations,
+        max_wallclock_time=args.max_time,
+        n_workers=args.workers,
+        seed=args.search_seed,
+        max_validation_examples=args.max_validation_examples,
+        measure_latency=args.latency,
+        num_threads=args.threads,
+    )
+    outcome = run_search(supernet_dir, output_dir, settings, data_dir=args.data_dir)
+    columns = [c for c in ("params", "error", "metric", "test_metric") if c in outcome.front.columns]
+    print(outcome.front[columns].to_string(index=False, float_format="%.4f"))
+    print(f"hypervolume {outcome.hypervolume:.4f} over {len(outcome.results)} evaluations -> {outcome.output_dir}")
+    return outcome
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    print(f"super-network saved to {_finetune(args, args.output_dir)}")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    _search(args, args.supernet, args.output_dir, args.search_space)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    folder = export_member(args.search_dir, args.output_dir, index=args.index, max_params=args.max_params)
+    print(f"exported to {folder}:\n{(folder / 'README.md').read_text()}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    if args.quick:  # a few minutes on 2 CPU cores: a small super-network, a short search
+        args.epochs, args.max_train_examples = 1, args.max_train_examples or 400
+        args.num_evaluations, args.max_validation_examples = 20, args.max_validation_examples or 200
+    root = Path(args.output_dir or f"nas_pruning_runs/{args.task}")
+    supernet_dir = _finetune(args, root / "supernet")
+    _search(args, supernet_dir, root / "search", args.search_space)
+    cmd_export(argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None))
+    print(f"front plot: {root / 'search' / 'front.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas-pruning",
@@ -60,6 +161,42 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
     space.add_argument("--max-rows", type=int, default=20, help="hyperparameters to list")
     space.set_defaults(func=cmd_space)
+
+    tune = commands.add_parser("finetune", help="fine-tune a model as a weight-sharing super-network")
+    tune.add_argument("--task", required=True, help="GLUE task: " + ", ".join(TASKS))
+    _add_model_argument(tune)
+    _add_data_arguments(tune)
+    _add_finetune_arguments(tune)
+    tune.add_argument("--output-dir", default=None, help="default: supernets/<task>-<strategy>-<space>-seed<seed>")
+    tune.set_defaults(func=cmd_finetune)
+
+    search = commands.add_parser("search", help="multi-objective search of sub-networks of a super-network")
+    search.add_argument("--supernet", required=True, help="folder written by `nas-pruning finetune`")
+    search.add_argument("--output-dir", required=True)
+    search.add_argument(
+        "--search-space", default=None, choices=sorted(SEARCH_SPACES), help="default: the super-network's"
+    )
+    _add_data_arguments(search)
+    _add_search_arguments(search)
+    search.set_defaults(func=cmd_search)
+
+    export = commands.add_parser("export", help="write a Pareto-front member as a standalone model")
+    export.add_argument("--search-dir", required=True, help="folder written by `nas-pruning search`")
+    export.add_argument("--output-dir", required=True)
+    choice = export.add_mutually_exclusive_group()
+    choice.add_argument("--index", type=int, default=None, help="position in the front, by parameter ratio")
+    choice.add_argument("--max-params", type=float, default=None, help="best error with parameter ratio <= this")
+    export.set_defaults(func=cmd_export)
+
+    run = commands.add_parser("run", help="the main job: finetune -> search -> Pareto front -> export the knee")
+    run.add_argument("--task", default="rte", help="GLUE task: " + ", ".join(TASKS))
+    _add_model_argument(run)
+    _add_data_arguments(run)
+    _add_finetune_arguments(run)
+    _add_search_arguments(run)
+    run.add_argument("--output-dir", default=None, help="default: nas_pruning_runs/<task>")
+    run.add_argument("--quick", action="store_true", help="small settings that finish in minutes on 2 CPU cores")
+    run.set_defaults(func=cmd_run)
     return parser
 
 

@@ -1,0 +1,63 @@
+"""`export_member`: write one member of a searched Pareto front as a standalone model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from nas_pruning.models import extract_subnetwork, load_tokenizer
+from nas_pruning.pareto import knee_point, select_member
+from nas_pruning.search import SEARCH_SETTINGS_FILE, front_configs
+from nas_pruning.search_spaces import get_search_space
+from nas_pruning.supernet import load_supernet
+
+
+def export_member(
+    search_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    index: int | None = None,
+    max_params: float | None = None,
+) -> Path:
+    """Extract a front member of the search in `search_dir` into `output_dir`.
+
+    index: position in the front sorted by parameter ratio (0 = smallest);
+    max_params: instead, the lowest-error member with parameter ratio <= max_params;
+    neither: the knee point (closest to zero error and zero parameters).
+    The folder loads with plain transformers
+    (`AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`)
+    and has a README.md model card stating the ratio and scores.
+    """
+    search_dir = Path(search_dir)
+    summary_file = search_dir / SEARCH_SETTINGS_FILE
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{search_dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)")
+    summary = json.loads(summary_file.read_text())
+    front = pd.read_csv(search_dir / "pareto.csv")
+    if index is None and max_params is None:
+        member = knee_point(front)
+    else:
+        member = select_member(front, index=index, max_params=max_params)
+    config = front_configs(member.to_frame().T)[0]
+
+    model, info = load_supernet(summary["supernet"])
+    space = get_search_space(summary["settings"]["search_space"], model.config)
+    small = extract_subnetwork(model, space.to_subnetwork(config))
+    output_dir = Path(output_dir)
+    small.save_pretrained(output_dir)
+    load_tokenizer(summary["supernet"]).save_pretrained(output_dir)
+    metric = summary["metric"]
+    card = (
+        f"# {info['base_model']} pruned for {summary['task']} by nas_pruning\n\n"
+        f"Sub-network of the {info['strategy']['name']} super-network "
+        f"`{summary['supernet']}`, found by {summary['settings']['optimizer']} over the "
+        f"{space.name} search space.\n\n"
+        f"parameter ratio {member['params']:.4f}; validation {metric} {member['metric']:.4f}; "
+        f"test {metric} {member['test_metric']:.4f}\n\n"
+        f"Config: `{json.dumps(config)}`\n\n"
+        f"Load with `AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`.\n"
+    )
+    (output_dir / "README.md").write_text(card)
+    return output_dir

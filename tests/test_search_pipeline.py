@@ -1,0 +1,58 @@
+"""The search -> pareto.csv -> export chain on a tiny super-network over real RTE rows."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from conftest import tiny_model
+from transformers import AutoModelForSequenceClassification
+
+from nas_pruning.cli import main
+from nas_pruning.models import load_tokenizer
+from nas_pruning.supernet import save_supernet
+
+
+@pytest.fixture
+def tiny_supernet(tmp_path, glue_path):
+    model = tiny_model("bert", num_labels=2, vocab_size=30522, max_position_embeddings=128)
+    info = {
+        "task": "rte",
+        "base_model": "tiny-bert",
+        "strategy": {"name": "standard"},
+        "search_space": "small",
+        "data": {"data_dir": str(glue_path), "split_seed": 0, "val_fraction": 0.3, "max_length": 64},
+    }
+    return save_supernet(tmp_path / "supernet", model, info, load_tokenizer())
+
+
+def test_search_and_export_from_the_command_line(tiny_supernet, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
+    search_dir = tmp_path / "search"
+    argv = ["search", "--supernet", str(tiny_supernet), "--output-dir", str(search_dir), "--optimizer", "random",
+            "--num-evaluations", "6", "--max-validation-examples", "32", "--threads", "2"]
+    assert main(argv) == 0
+    results = pd.read_csv(search_dir / "results.csv")
+    front = pd.read_csv(search_dir / "pareto.csv")
+    summary = json.loads((search_dir / "summary.json").read_text())
+    assert len(results) >= 6 and 1 <= len(front) <= len(results)
+    assert {"test_metric", "test_error", "params", "error"} <= set(front.columns)
+    assert 0 < summary["hypervolume"] <= 1 and (search_dir / "front.png").stat().st_size > 0
+    assert (search_dir / "hypervolume.png").stat().st_size > 0
+
+    out = tmp_path / "model"
+    assert main(["export", "--search-dir", str(search_dir), "--output-dir", str(out), "--index", "0"]) == 0
+    smallest = front.sort_values("params").iloc[0]
+    model = AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)
+    full = sum(p.numel() for p in tiny_model("bert", num_labels=2, vocab_size=30522,
+                                            max_position_embeddings=128).parameters())
+    assert sum(p.numel() for p in model.parameters()) / full == pytest.approx(smallest["params"])
+    assert f"parameter ratio {smallest['params']:.4f}" in (out / "README.md").read_text()
+    with torch.no_grad():
+        assert model(input_ids=torch.tensor([[101, 2023, 102]])).logits.shape == (1, 2)
+
+
+def test_bad_input_gets_a_clear_message(tmp_path, capsys):
+    assert main(["search", "--supernet", str(tmp_path), "--output-dir", str(tmp_path / "o")]) == 2
+    assert "not a super-network folder" in capsys.readouterr().err
+    assert main(["space", "--search-space", "small", "--model", str(tmp_path / "missing")]) == 2
