@@ -1,0 +1,111 @@
+"""`finetune`: the whole job behind `nas-pruning finetune`, from a task name to a saved super-network."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
+from nas_pruning.search_spaces import get_search_space
+from nas_pruning.supernet.config import TrainingConfig
+from nas_pruning.supernet.storage import save_supernet
+from nas_pruning.supernet.strategies import Strategy, as_strategy
+from nas_pruning.supernet.trainer import train_supernet
+from nas_pruning.tasks import encode, load_task, make_loader
+
+VAL_FRACTION = 0.3
+
+
+def finetune(
+    task: str,
+    model: str | None = None,
+    strategy: str | Strategy = "full",
+    search_space: str | None = "small",
+    output_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    epochs: int = 5,
+    batch_size: int = 32,
+    learning_rate: float = 2e-5,
+    seed: int = 0,
+    max_train_examples: int | None = None,
+    max_length: int = 128,
+    num_threads: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> Path:
+    """Fine-tune `model` on `task` as a super-network and save it; returns the folder.
+
+    task: GLUE task name (see nas_pruning.tasks.TASKS).
+    model: hub name or folder of a BERT/RoBERTa checkpoint; None: all-MiniLM-L6-v2.
+    strategy: super-network training strategy (see STRATEGIES); "standard" with
+        search_space=None is plain fine-tuning.
+    search_space: name of the search space sub-networks are drawn from (and the
+        smallest / midpoint validated on), or None.
+    output_dir: the folder to write (checkpoints in output_dir/checkpoint, which a
+        rerun resumes from); default ./supernets/<task>-<strategy>-<space>-seed<seed>.
+    data_dir: folder of GLUE TSVs; None: env GLUE_DIR, else the hub.
+    seed: seeds training and the 70/30 train/validation split of the GLUE train set
+        (recorded in supernet.json: search on the same validation split).
+    max_train_examples: train on this many random examples of the train part.
+    max_length: tokens per example (longer texts are truncated).
+    options: further TrainingConfig fields (temperature, warmup_ratio, num_random,
+        max_steps, ...).
+    """
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"finetune got unknown option(s) {unknown}; TrainingConfig accepts {sorted(fields)}")
+    config = TrainingConfig(
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        seed=seed,
+        num_threads=num_threads,
+        **options,
+    )
+    strategy = as_strategy(strategy, num_random=config.num_random)
+    if output_dir is None:
+        output_dir = Path("supernets") / f"{task}-{strategy.name}-{search_space}-seed{seed}"
+
+    tokenizer = load_tokenizer(model)
+    data = load_task(
+        task, data_dir, seed=seed, val_fraction=VAL_FRACTION, max_train_examples=max_train_examples,
+        splits=("train", "validation"),
+    )
+    data = encode(data, tokenizer, max_length=max_length)
+    torch.manual_seed(seed)  # initialises a new classification head reproducibly
+    net = load_model(model, num_labels=data.task.num_labels, is_regression=data.task.is_regression)
+    net.to("cuda" if torch.cuda.is_available() else "cpu")
+    space = get_search_space(search_space, net.config) if search_space is not None else None
+
+    history = train_supernet(
+        net,
+        make_loader(data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed),
+        data.task,
+        strategy=strategy,
+        search_space=space,
+        config=config,
+        val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size),
+        output_dir=output_dir,
+        progress=progress,
+    )
+    info = {
+        "task": data.task.name,
+        "base_model": model or DEFAULT_MODEL_NAME,
+        "strategy": strategy.describe(),
+        "search_space": search_space,
+        "training": dataclasses.asdict(config),
+        "data": {
+            "data_dir": None if data_dir is None else str(data_dir),
+            "split_seed": seed,
+            "val_fraction": VAL_FRACTION,
+            "max_train_examples": max_train_examples,
+            "max_length": max_length,
+        },
+        "history": history,
+    }
+    return save_supernet(output_dir, net.cpu(), info, tokenizer)

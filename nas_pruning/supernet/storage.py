@@ -1,0 +1,48 @@
+"""The folder of a trained super-network: a plain Hugging Face model plus `supernet.json`.
+
+```
+folder/
+  config.json, model.safetensors   the super-network (`save_pretrained`)
+  tokenizer files                  when a tokenizer was given
+  supernet.json                    how it was trained: strategy, search space, task,
+                                   training config, data split, validation history
+```
+The model loads with plain transformers as well; `load_supernet` adds the record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from transformers import AutoModelForSequenceClassification
+
+INFO_FILE = "supernet.json"
+
+
+def save_supernet(path: str | os.PathLike, model: nn.Module, info: dict[str, Any], tokenizer=None) -> Path:
+    """Write `model` (and `tokenizer`) with `save_pretrained` and `info` as supernet.json; returns the folder."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return folder
+
+
+def load_supernet(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """The super-network saved in folder `path` (in eval mode) and its supernet.json record."""
+    folder = Path(path)
+    info_file = folder / INFO_FILE
+    if not info_file.is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a super-network folder: it has no {INFO_FILE} "
+            f"(`nas-pruning finetune` / nas_pruning.supernet.finetune write them)"
+        )
+    info = json.loads(info_file.read_text())
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    return model.eval(), info

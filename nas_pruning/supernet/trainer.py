@@ -1,0 +1,194 @@
+"""The training loop of super-networks (and of plain fine-tuning, strategy `standard`).
+
+Every step: the strategy lists its passes (full network, sub-networks, distilled
+or not), each pass runs forward and backward through the shared weights, the
+gradients add up, and AdamW takes one step. Each epoch ends with validation, a
+checkpoint and the `on_epoch_end` callback, in that order, so that a callback that
+stops the process (a Syne Tune pause, a crash) loses no finished epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sized
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from nas_pruning.evaluation import evaluate
+from nas_pruning.models import select_subnetwork
+from nas_pruning.search_spaces import SearchSpace, get_search_space
+from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
+from nas_pruning.supernet.config import TrainingConfig
+from nas_pruning.supernet.losses import DistillationLoss, task_loss
+from nas_pruning.supernet.strategies import Pass, Strategy, as_strategy
+from nas_pruning.tasks import Task
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def train_supernet(
+    model: nn.Module,
+    train_loader: Iterable[dict[str, torch.Tensor]],
+    task: Task,
+    strategy: str | Strategy = "full",
+    search_space: SearchSpace | str | None = None,
+    config: TrainingConfig | None = None,
+    val_loader: Iterable[dict[str, torch.Tensor]] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train `model` in place as a super-network (or fine-tune it, strategy "standard").
+
+    model: a Hugging Face sequence classifier; with strategy "standard" any
+        architecture works (pruned models included), the others sample
+        sub-networks of `search_space` through `select_subnetwork`.
+    train_loader: batches with `labels` and a length (e.g. `nas_pruning.tasks.make_loader`).
+    task: gives the loss (classification or regression) and the validation metric.
+    strategy: a name from STRATEGIES or a Strategy object.
+    search_space: a SearchSpace of `model` or its name ("small", "medium", "large",
+        "layer"); needed by every strategy but "standard".
+    config: hyperparameters; TrainingConfig() if None.
+    val_loader: batches to validate on after each epoch (skipped if None).
+    output_dir: where to checkpoint after each epoch (`output_dir/checkpoint/`);
+        a run finds its checkpoint there and resumes from it. None: no checkpoints.
+    on_epoch_end: called as on_epoch_end(epoch, metrics) after each epoch's
+        validation and checkpoint; epoch counts from 1.
+    progress: show a tqdm progress bar.
+
+    Returns the history: one dict per epoch with `epoch`, `step`, `train_loss`
+    (mean over the epoch's steps of the summed loss of all passes), `lr`,
+    `train_seconds` (cumulative, validation excluded) and, with a val_loader,
+    `val_metric` and `val_error` of the full network plus `val_smallest_error` and
+    `val_midpoint_error` when validating sub-networks. The model is left in eval mode.
+    """
+    config = config or TrainingConfig()
+    torch.set_num_threads(config.num_threads or os.cpu_count())
+    strategy = as_strategy(strategy, num_random=config.num_random)
+    space = get_search_space(search_space, model.config) if isinstance(search_space, str) else search_space
+    if strategy.needs_search_space and space is None:
+        raise ValueError(
+            f"strategy {strategy.name!r} samples sub-networks: pass a search_space (a SearchSpace or its name)"
+        )
+    steps_per_epoch = _num_batches(train_loader)
+    total_steps = config.total_steps(steps_per_epoch)
+    optimizer = _adamw(model, config)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
+    distill = DistillationLoss(config.temperature, config.distill_task_weight, task.is_regression)
+    sampler = np.random.RandomState(config.seed)
+    setup = {
+        **{k: v for k, v in asdict(config).items() if k != "num_threads"},  # threads do not change results
+        "strategy": strategy.describe(),
+        "search_space": None if space is None else space.name,
+        "task": task.name,
+        "steps_per_epoch": steps_per_epoch,
+    }
+    checkpoint = Checkpoint(Path(output_dir) / CHECKPOINT_DIR, setup) if output_dir is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = checkpoint.load(model, optimizer, scheduler, sampler, train_loader)
+    else:
+        state = TrainingState()
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+    device = next(model.parameters()).device
+
+    bar = tqdm(total=total_steps, initial=state.step, desc=f"train ({strategy.name})", disable=not progress)
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        if state.step >= total_steps:
+            break
+        model.train()
+        losses, start = [], time.perf_counter()
+        for batch in train_loader:
+            if state.step >= total_steps:
+                break
+            passes = strategy.passes(space, sampler, state.step / max(1, total_steps - 1))
+            optimizer.zero_grad(set_to_none=True)
+            loss = _run_passes(model, {k: v.to(device) for k, v in batch.items()}, passes, task, distill)
+            if config.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            losses.append(loss)
+            bar.update()
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+        state.train_seconds += time.perf_counter() - start
+        metrics = {
+            "epoch": epoch,
+            "step": state.step,
+            "train_loss": float(np.mean(losses)),
+            "lr": scheduler.get_last_lr()[0],
+            "train_seconds": state.train_seconds,
+        }
+        if val_loader is not None:
+            metrics.update(_validate(model, val_loader, task, space if config.validate_subnetworks else None))
+        state.epoch = epoch
+        state.history.append(metrics)
+        if checkpoint is not None:
+            checkpoint.save(model, optimizer, scheduler, sampler, train_loader, state)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+    bar.close()
+    model.eval()
+    return state.history
+
+
+def _run_passes(
+    model: nn.Module, batch: dict[str, torch.Tensor], passes: list[Pass], task: Task, distill: DistillationLoss
+) -> float:
+    """Forward and backward every pass (gradients add up); the summed loss."""
+    labels = batch.pop("labels")
+    teacher, total = None, 0.0
+    for p in passes:
+        with select_subnetwork(model, p.sub) if p.sub is not None else nullcontext():
+            logits = model(**batch).logits
+        if p.distill:
+            if teacher is None:
+                raise ValueError("a strategy distilled a sub-network before running the full network in the same step")
+            loss = distill(logits, teacher, labels)
+        else:
+            loss = task_loss(logits, labels, task.is_regression)
+        loss.backward()  # per pass: frees its activations before the next pass
+        total += loss.item()
+        if p.sub is None:
+            teacher = logits.detach()
+    return total
+
+
+def _validate(model: nn.Module, loader: Iterable, task: Task, space: SearchSpace | None) -> dict[str, float]:
+    full = evaluate(model, loader, task)
+    metrics = {"val_metric": full["metric"], "val_error": full["error"]}
+    if space is not None:
+        for name, config in (("smallest", space.smallest()), ("midpoint", space.midpoint())):
+            metrics[f"val_{name}_error"] = evaluate(model, loader, task, space.to_subnetwork(config))["error"]
+    return metrics
+
+
+def _adamw(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
+    # Biases and LayerNorm parameters (the 1-D ones) are not decayed, as in BERT's recipe.
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _num_batches(loader: Iterable) -> int:
+    if not isinstance(loader, Sized):
+        raise ValueError(
+            f"train_loader must have a length (the learning-rate schedule needs the number of steps), "
+            f"got a {type(loader).__name__}; use a DataLoader, e.g. nas_pruning.tasks.make_loader"
+        )
+    if len(loader) == 0:
+        raise ValueError("train_loader yields no batches")
+    return len(loader)
