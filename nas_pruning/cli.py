@@ -99,6 +99,7 @@ def _finetune(args: argparse.Namespace, output_dir) -> str:
         max_length=args.max_length,
         num_threads=args.threads,
         temperature=args.temperature,
+        validate_subnetworks=not getattr(args, "quick", False),
     )
 
 
