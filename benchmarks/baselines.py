@@ -1,0 +1,248 @@
+"""The four baselines next to weight-sharing NAS: MiniLM on RTE, MRPC and STS-B.
+
+For every task and seed: fine-tune MiniLM once (plain fine-tuning, the starting point
+of head pruning, layer dropping and retraining-free pruning), run the three pruning
+baselines on it, run standard NAS from the pre-trained model, and read the
+weight-sharing search of the same task and seed if its folder is given. Then per
+task: the hypervolume of every method and seed (`nas_pruning.pareto.hypervolume`,
+bounds joint over all methods and seeds of the task, reference point 1.1 in
+normalised space so that each method's extreme points count), the wall time, a
+plot of the Pareto fronts and one of hypervolume over wall-clock time.
+
+Times are total compute from the pre-trained model: the pruning baselines' include
+the fine-tuning of their starting model, weight sharing's its super-network
+training, standard NAS's all of its trials.
+
+    python benchmarks/baselines.py                      # full scale (about a day, see --help)
+    python benchmarks/baselines.py --quick              # RTE, one seed, small settings
+    python benchmarks/baselines.py --methods head_pruning layer_drop --seeds 0
+    python benchmarks/baselines.py --report-only        # tables and plots from what has run
+    python benchmarks/baselines.py --search-results 'runs/search/{task}-seed{seed}'
+
+Every part checkpoints under --work-dir and a rerun skips or resumes finished parts.
+Writes docs/baselines.csv, docs/baselines.md, docs/baselines_rows.csv and
+docs/baselines_<task>_front.png, docs/baselines_<task>_hypervolume.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nas_pruning.baselines.data import load_baseline_data
+from nas_pruning.baselines.head_pruning import head_pruning
+from nas_pruning.baselines.layer_drop import layer_drop
+from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_free
+from nas_pruning.baselines.standard_nas import standard_nas
+from nas_pruning.models import load_tokenizer
+from nas_pruning.pareto import hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume
+from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+METHODS = ("standard_nas", "head_pruning", "layer_drop", "retraining_free")
+REFERENCE_POINT = 1.1
+OBJECTIVES = ("error", "params")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["rte", "mrpc", "stsb"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--model", default=None, help="pre-trained model (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--data-dir", default=os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "data" / "glue"))
+    parser.add_argument("--work-dir", default=str(ROOT / "runs" / "baselines"), help="checkpoints and per-run tables")
+    parser.add_argument("--search-results", default=None,
+                        help="folder pattern of `nas-pruning search` outputs with {task} and {seed}, e.g. "
+                             "'runs/search/{task}-seed{seed}' (added as method weight_sharing)")
+    parser.add_argument("--report-only", action="store_true", help="only build tables and plots from existing runs")
+    parser.add_argument("--docs", default=str(DOCS), help="where tables and plots go")
+    parser.add_argument("--quick", action="store_true", help="RTE, seed 0 and the small settings below")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    scale = parser.add_argument_group("scale (full-scale defaults)")
+    scale.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning of the starting model")
+    scale.add_argument("--max-train-examples", type=int, default=None)
+    scale.add_argument("--max-validation-examples", type=int, default=None)
+    scale.add_argument("--head-examples", type=int, default=512, help="head pruning: importance examples")
+    scale.add_argument("--heads-per-step", type=int, default=None, help="head pruning: default 10%% of all heads")
+    scale.add_argument("--layer-drop-epochs", type=int, default=3, help="layer dropping: re-fine-tuning epochs")
+    scale.add_argument("--rfp-examples", type=int, default=2048, help="retraining-free: Fisher / tuning sample")
+    scale.add_argument("--rfp-budgets", nargs="+", type=float, default=list(DEFAULT_BUDGETS))
+    scale.add_argument("--nas-epochs", type=int, default=5, help="standard NAS: epochs per candidate (max_t)")
+    scale.add_argument("--nas-time", type=float, default=7200, help="standard NAS: seconds per task and seed")
+    args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.seeds = ["rte"], [0]
+        args.finetune_epochs, args.max_train_examples, args.max_validation_examples = 1, 400, 200
+        args.head_examples, args.heads_per_step, args.layer_drop_epochs = 64, 18, 0
+        args.rfp_examples, args.rfp_budgets = 128, [0.5, 0.7, 0.9]
+        args.nas_epochs, args.nas_time = 1, 300
+    return args
+
+
+def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> None:
+    """Fine-tune the starting model and run the chosen baselines for one task and seed."""
+    if "standard_nas" in args.methods and not (folder / "standard_nas" / "results.csv").is_file():
+        standard_nas(
+            task, model=args.model, optimizer="moasha", epochs=args.nas_epochs, max_wallclock_time=args.nas_time,
+            seed=seed, data_dir=args.data_dir, max_train_examples=args.max_train_examples,
+            max_validation_examples=args.max_validation_examples, num_threads=args.threads,
+            output_dir=folder / "standard_nas",
+        )
+    pruning = [m for m in args.methods if m != "standard_nas"]
+    if not pruning:
+        return
+    start = folder / "finetuned"
+    if not (start / INFO_FILE).is_file():  # else done (an unfinished one resumes from its checkpoint)
+        finetune(
+            task, model=args.model, strategy="standard", search_space=None, output_dir=start, data_dir=args.data_dir,
+            epochs=args.finetune_epochs, seed=seed, max_train_examples=args.max_train_examples,
+            num_threads=args.threads,
+        )
+    model, _ = load_supernet(start)
+    data = load_baseline_data(
+        task, load_tokenizer(start), args.data_dir, seed=seed, max_train_examples=args.max_train_examples,
+        max_validation_examples=args.max_validation_examples,
+    )
+    if "head_pruning" in args.methods:
+        head_pruning(
+            model, data, heads_per_step=args.heads_per_step, num_examples=args.head_examples,
+            results_path=folder / "head_pruning.csv",
+        )
+    if "layer_drop" in args.methods:
+        refinetune = (
+            TrainingConfig(epochs=args.layer_drop_epochs, seed=seed, num_threads=args.threads)
+            if args.layer_drop_epochs > 0 else None
+        )
+        layer_drop(model, data, finetune=refinetune, results_path=folder / "layer_drop.csv")
+    if "retraining_free" in args.methods:
+        retraining_free(
+            model, data, budgets=args.rfp_budgets, num_examples=args.rfp_examples,
+            results_path=folder / "retraining_free.csv",
+        )
+
+
+def training_seconds(supernet_dir: Path) -> float:
+    """Training time recorded in a fine-tuned / super-network folder (0 if unknown)."""
+    info_file = supernet_dir / INFO_FILE
+    if not info_file.is_file():
+        return 0.0
+    history = json.loads(info_file.read_text()).get("history") or [{}]
+    return float(history[-1].get("train_seconds", 0.0))
+
+
+def collect(args: argparse.Namespace, task: str, seed: int, folder: Path) -> list[pd.DataFrame]:
+    """All result tables of one task and seed, with `wall_time` as total compute time."""
+    tables = []
+    nas = folder / "standard_nas" / "results.csv"
+    if nas.is_file():
+        tables.append(pd.read_csv(nas))
+    offset = training_seconds(folder / "finetuned")
+    for method in ("head_pruning", "layer_drop", "retraining_free"):
+        path = folder / f"{method}.csv"
+        if path.is_file():
+            table = pd.read_csv(path)
+            table["wall_time"] += offset
+            tables.append(table)
+    if args.search_results:
+        tables.extend(read_search(Path(args.search_results.format(task=task, seed=seed))))
+    for table in tables:
+        table["task"], table["seed"] = task, seed
+    return tables
+
+
+def read_search(folder: Path) -> list[pd.DataFrame]:
+    """The weight-sharing search in `folder` (results.csv, with pareto.csv's test errors)."""
+    if not (folder / "results.csv").is_file():
+        return []
+    results = pd.read_csv(folder / "results.csv")
+    pareto = folder / "pareto.csv"
+    if pareto.is_file() and "trial_id" in results:
+        test = pd.read_csv(pareto)[["trial_id", "test_error", "test_metric"]]
+        results = results.drop(columns=["test_error", "test_metric"], errors="ignore").merge(test, "left", "trial_id")
+    summary = folder / "summary.json"
+    supernet = Path(json.loads(summary.read_text())["supernet"]) if summary.is_file() else None
+    results["method"] = "weight_sharing"
+    results["wall_time"] = results["st_tuner_time"] + (training_seconds(supernet) if supernet else 0.0)
+    return [results]
+
+
+def summarise(rows: pd.DataFrame, docs: Path) -> pd.DataFrame:
+    """Hypervolume and wall time per task and method; the plots of every task."""
+    summary = []
+    for task, task_rows in rows.groupby("task", sort=False):
+        bounds = joint_bounds([task_rows], OBJECTIVES)
+        test_rows = task_rows.dropna(subset=["test_error"])
+        fronts, curves = {}, {}
+        for method, method_rows in task_rows.groupby("method", sort=False):
+            # Columns no row of the run has (trial_id of the pruning baselines) go: with a
+            # trial_id, pareto code keeps only each trial's last report.
+            runs = {seed: run.dropna(axis=1, how="all") for seed, run in method_rows.groupby("seed")}
+            volumes = {seed: hypervolume(run, OBJECTIVES, REFERENCE_POINT, bounds) for seed, run in runs.items()}
+            test_volumes = [_test_hypervolume(run, bounds) for run in runs.values()]
+            median_seed = sorted(volumes, key=volumes.get)[len(volumes) // 2]
+            fronts[method] = pareto_front(runs[median_seed], OBJECTIVES)
+            curves[method] = [
+                hypervolume_over_time(run, "wall_time", OBJECTIVES, REFERENCE_POINT, bounds) for run in runs.values()
+            ]
+            summary.append({
+                "task": task,
+                "method": method,
+                "seeds": len(runs),
+                "hypervolume": np.mean(list(volumes.values())),
+                "hypervolume_std": np.std(list(volumes.values())),
+                "test_hypervolume": np.nanmean(test_volumes) if not test_rows.empty else np.nan,
+                "models": np.mean([run["trial_id"].nunique() if "trial_id" in run else len(run) for run in runs.values()]),
+                "wall_time_s": np.mean([run["wall_time"].max() for run in runs.values()]),
+            })
+        plot_front(fronts, docs / f"baselines_{task}_front.png", OBJECTIVES)
+        plot_hypervolume(curves, docs / f"baselines_{task}_hypervolume.png")
+    return pd.DataFrame(summary)
+
+
+def _test_hypervolume(run: pd.DataFrame, bounds) -> float:
+    """Hypervolume on test of the front chosen on validation (the paper's protocol)."""
+    front = pareto_front(run, OBJECTIVES).dropna(subset=["test_error"])
+    if front.empty:
+        return np.nan
+    return hypervolume(front.assign(error=front["test_error"]), OBJECTIVES, REFERENCE_POINT, bounds)
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads or os.cpu_count())
+    work = Path(args.work_dir)
+    tables = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            folder = work / task / f"seed{seed}"
+            if not args.report_only:
+                run_seed(args, task, seed, folder)
+            tables.extend(collect(args, task, seed, folder))
+    if not tables:
+        raise SystemExit(f"no results under {work}: run without --report-only first")
+    rows = pd.concat(tables, ignore_index=True)
+    docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(docs / "baselines_rows.csv", index=False)
+    summary = summarise(rows, docs)
+    summary.to_csv(docs / "baselines.csv", index=False)
+    note = (
+        f"\n\nHypervolume of (validation error, parameter ratio), bounds joint over all methods and seeds of a task, "
+        f"reference point {REFERENCE_POINT} in normalised space; test_hypervolume: the validation front scored on "
+        f"test. wall_time_s: total compute from the pre-trained model (fine-tuning / super-network training "
+        f"included), mean over seeds. Settings: {' '.join(f'--{k}={v}' for k, v in sorted(vars(args).items()))}\n"
+    )
+    (docs / "baselines.md").write_text(summary.to_markdown(index=False, floatfmt=".4f") + note)
+    print(summary.to_string(index=False, float_format="%.4f"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""`nas-pruning baseline {standard-nas,head-pruning,layer-drop,retraining-free}`.
+
+Every command writes the common results table to `<output-dir>/results.csv`
+(a rerun with the same folder resumes) and prints it. Head pruning, layer dropping
+and retraining-free pruning start from a model fine-tuned on the task (a folder of
+`nas-pruning finetune --strategy standard`, or any Hugging Face classifier folder);
+standard NAS starts from the pre-trained model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from transformers import AutoConfig
+
+from nas_pruning.baselines.data import BaselineData, load_baseline_data
+from nas_pruning.baselines.head_pruning import head_pruning
+from nas_pruning.baselines.layer_drop import layer_drop
+from nas_pruning.baselines.retraining_free import COSTS, DEFAULT_BUDGETS, retraining_free
+from nas_pruning.baselines.standard_nas import standard_nas
+from nas_pruning.models import load_model, load_tokenizer
+from nas_pruning.models.loading import resolve_model_path
+from nas_pruning.optimizers import OPTIMIZERS
+from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet
+from nas_pruning.tasks import TASKS, get_task
+
+SUMMARY_COLUMNS = ["method", "params", "error", "test_error", "wall_time"]
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `baseline` and its four methods on the `nas-pruning` subparsers."""
+    baseline = subparsers.add_parser("baseline", help="run a baseline the weight-sharing search is compared with")
+    methods = baseline.add_subparsers(dest="baseline", required=True, metavar="METHOD")
+
+    nas = methods.add_parser("standard-nas", help="fine-tune every SMALL-space candidate on its own (Syne Tune)")
+    _add_common_arguments(nas, model_help="pre-trained model name or folder (default: bundled all-MiniLM-L6-v2)")
+    nas.add_argument("--optimizer", default="moasha", choices=list(OPTIMIZERS))
+    nas.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per candidate")
+    nas.add_argument("--learning-rate", type=float, default=2e-5)
+    nas.add_argument("--max-trials", type=int, default=None, help="stop once this many candidates finished")
+    nas.add_argument("--max-time", type=float, default=None, help="time limit in seconds")
+    nas.add_argument("--workers", type=int, default=1, help="candidates trained in parallel")
+    nas.set_defaults(func=_run_standard_nas)
+
+    heads = methods.add_parser("head-pruning", help="iterative gradient-importance head pruning (Michel et al.)")
+    _add_common_arguments(heads, model_help=_FINETUNED_HELP, model_required=True)
+    heads.add_argument("--heads-per-step", type=int, default=None, help="default: 10%% of all heads")
+    heads.add_argument("--num-examples", type=int, default=512, help="training examples for the importance")
+    heads.add_argument("--no-normalize", action="store_true", help="skip the per-layer L2 normalisation")
+    _add_finetune_arguments(heads)
+    heads.set_defaults(func=_run_head_pruning)
+
+    layers = methods.add_parser("layer-drop", help="drop the top k layers, k = 0..L-1 (Sajjad et al.)")
+    _add_common_arguments(layers, model_help=_FINETUNED_HELP, model_required=True)
+    _add_finetune_arguments(layers)
+    layers.set_defaults(func=_run_layer_drop)
+
+    free = methods.add_parser("retraining-free", help="Fisher mask search, rearrangement and tuning (Kwon et al.)")
+    _add_common_arguments(free, model_help=_FINETUNED_HELP, model_required=True)
+    free.add_argument(
+        "--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
+        help="fractions of the heads' and FFN units' cost to keep",
+    )
+    free.add_argument("--cost", default="params", choices=COSTS, help="what the budget counts")
+    free.add_argument("--seq-len", type=int, default=128, help="sequence length of the FLOPs cost")
+    free.add_argument("--num-examples", type=int, default=2048, help="sample size for Fisher and mask tuning")
+    free.add_argument("--no-rearrange", action="store_true", help="skip mask rearrangement")
+    free.add_argument("--no-tune", action="store_true", help="skip mask tuning")
+    free.set_defaults(func=_run_retraining_free)
+
+
+_FINETUNED_HELP = "folder of a model fine-tuned on the task (`nas-pruning finetune --strategy standard`)"
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, model_required: bool = False) -> None:
+    parser.add_argument("--task", required=True, help="GLUE task: " + ", ".join(TASKS))
+    parser.add_argument("--model", required=model_required, default=None, help=model_help)
+    parser.add_argument(
+        "--data-dir", default=None, help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the hub"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help="seeds the 70/30 train/validation split and the method; default: the fine-tuned model's split seed, else 0",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=None, help="tokens per example (default: the model's, else 128)")
+    parser.add_argument("--max-train-examples", type=int, default=None, help="use a random subset of the train part")
+    parser.add_argument(
+        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--output-dir", default=None, help="default: baselines/<task>-<method>-seed<seed>")
+    parser.add_argument("--save-models", action="store_true", help="also save every pruned model under output-dir/models")
+
+
+def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--finetune-epochs", type=int, default=0, help="re-fine-tune every pruned model (0: no)")
+    parser.add_argument("--learning-rate", type=float, default=2e-5, help="of the re-fine-tuning")
+
+
+class _Run:
+    """What one baseline command works with, resolved from its arguments."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        torch.set_num_threads(args.threads or os.cpu_count())
+        self.args = args
+        split = _split_of(args.model)
+        self.seed = args.seed if args.seed is not None else split.get("split_seed", 0)
+        self.data_dir = args.data_dir or split.get("data_dir")
+        self.max_length = args.max_length or split.get("max_length", 128)
+        self.output_dir = Path(args.output_dir or f"baselines/{args.task}-{args.baseline}-seed{self.seed}")
+        self.results_path = self.output_dir / "results.csv"
+        self.models_dir = self.output_dir / "models" if args.save_models else None
+
+    def data(self) -> BaselineData:
+        return load_baseline_data(
+            self.args.task, load_tokenizer(self.args.model), self.data_dir, seed=self.seed,
+            batch_size=self.args.batch_size, max_train_examples=self.args.max_train_examples,
+            max_validation_examples=self.args.max_validation_examples, max_length=self.max_length,
+        )
+
+    def finetuned_model(self) -> nn.Module:
+        path = self.args.model
+        if Path(path, INFO_FILE).is_file():
+            return load_supernet(path)[0]
+        task = get_task(self.args.task)
+        outputs = AutoConfig.from_pretrained(resolve_model_path(path), trust_remote_code=True).num_labels
+        if outputs != task.num_labels:
+            raise ValueError(
+                f"{path} has {outputs} outputs but task {task.name!r} needs {task.num_labels}: "
+                f"pass a model fine-tuned on the task (e.g. by `nas-pruning finetune --strategy standard`)"
+            )
+        return load_model(path, num_labels=task.num_labels, is_regression=task.is_regression).eval()
+
+    def finetune_config(self) -> TrainingConfig | None:
+        if self.args.finetune_epochs <= 0:
+            return None
+        return TrainingConfig(
+            epochs=self.args.finetune_epochs, learning_rate=self.args.learning_rate,
+            batch_size=self.args.batch_size, seed=self.seed, num_threads=self.args.threads,
+        )
+
+    def done(self, results: pd.DataFrame) -> None:
+        print(results[SUMMARY_COLUMNS].to_string(index=False, float_format="%.4f"))
+        print(f"results: {self.results_path}")
+
+
+def _split_of(model: str | None) -> dict[str, Any]:
+    """The data settings a fine-tuned model folder recorded (supernet.json), if any."""
+    if model is None or not Path(model, INFO_FILE).is_file():
+        return {}
+    return json.loads(Path(model, INFO_FILE).read_text()).get("data", {})
+
+
+def _run_head_pruning(args: argparse.Namespace) -> None:
+    run = _Run(args)
+    results = head_pruning(
+        run.finetuned_model(), run.data(), heads_per_step=args.heads_per_step, num_examples=args.num_examples,
+        normalize=not args.no_normalize, finetune=run.finetune_config(),
+        results_path=run.results_path, models_dir=run.models_dir,
+    )
+    run.done(results)
+
+
+def _run_layer_drop(args: argparse.Namespace) -> None:
+    run = _Run(args)
+    results = layer_drop(
+        run.finetuned_model(), run.data(), finetune=run.finetune_config(),
+        results_path=run.results_path, models_dir=run.models_dir,
+    )
+    run.done(results)
+
+
+def _run_retraining_free(args: argparse.Namespace) -> None:
+    run = _Run(args)
+    results = retraining_free(
+        run.finetuned_model(), run.data(), budgets=args.budgets, cost=args.cost, seq_len=args.seq_len,
+        num_examples=args.num_examples, rearrange=not args.no_rearrange, tune=not args.no_tune,
+        results_path=run.results_path, models_dir=run.models_dir,
+    )
+    run.done(results)
+
+
+def _run_standard_nas(args: argparse.Namespace) -> None:
+    run = _Run(args)
+    if args.save_models:
+        raise ValueError("standard-nas does not keep its candidates; --save-models applies to the other baselines")
+    results = standard_nas(
+        args.task, model=args.model, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
+        max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, data_dir=run.data_dir,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, max_train_examples=args.max_train_examples,
+        max_validation_examples=args.max_validation_examples, max_length=run.max_length, num_threads=args.threads,
+        output_dir=run.output_dir,
+    )
+    run.done(results)
