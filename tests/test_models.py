@@ -130,3 +130,31 @@ def test_bad_inputs_get_clear_errors():
     dims = get_adapter(model).dims(model.config)
     with pytest.raises(ValueError, match="keeps no layer"):
         extract_subnetwork(model, SubNetwork.from_counts(dims, [0, 0, 0], [0, 0, 0]))
+
+
+@pytest.mark.integration
+def test_minilm_loads_offline_classifies_glue_rows_and_extracts_exactly(glue_path, capsys):
+    from nas_pruning.cli import main
+    from nas_pruning.models import load_model, load_tokenizer
+    from nas_pruning.tasks import encode, load_task, make_loader
+
+    model = load_model(num_labels=2).eval()
+    assert count_parameters(model) == 22_713_986  # all-MiniLM-L6-v2 (22.7 M) with a 2-class head
+    tokenizer = load_tokenizer()
+    data = load_task("rte", glue_path, splits=("test",))
+    data = type(data)(data.task, test=data.test.select(range(8)))
+    batch = next(iter(make_loader(encode(data, tokenizer).test, tokenizer, batch_size=8)))
+    labels = batch.pop("labels")
+    dims = get_adapter(model).dims(model.config)
+    sub = SubNetwork.from_counts(dims, [6, 12, 0, 3, 12, 1], [768, 0, 0, 100, 1536, 5])
+    with torch.no_grad():
+        full = model(**batch).logits
+        with select_subnetwork(model, sub):
+            shared = model(**batch).logits
+        small = extract_subnetwork(model, sub)
+        torch.testing.assert_close(small(**batch).logits, shared, atol=1e-4, rtol=0)
+    assert full.shape == (8, 2) and labels.shape == (8,)
+    assert count_parameters(model, sub) == sum(p.numel() for p in small.parameters())
+    assert main(["space", "--search-space", "small"]) == 0
+    out = capsys.readouterr().out
+    assert "num_layers" in out and "smallest  parameter ratio 0.5336" in out
