@@ -10,6 +10,7 @@ from typing import Sequence
 from transformers.utils import logging as transformers_logging
 
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
+from nas_pruning.cofi.commands import add_commands as add_cofi_commands
 from nas_pruning.export import export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
 from nas_pruning.optimizers import OPTIMIZERS
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="small settings that finish in minutes on 2 CPU cores")
     run.set_defaults(func=cmd_run)
 
+    add_cofi_commands(commands)
     add_baseline_commands(commands)
     return parser
 

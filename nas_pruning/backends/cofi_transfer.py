@@ -1,0 +1,239 @@
+"""CoFi pruning with transfer learning as Syne Tune trials.
+
+Each trial is one run of :func:`nas_pruning.cofi.run_cofi` in its own process
+under Syne Tune's ``LocalBackend``: this file is the trial script. It reports,
+after every pruning and fine-tuning epoch (one ``epoch`` axis, so that MOASHA
+can stop bad trials early), ``error`` (validation, 1 - metric), ``params``
+(parameter ratio of the exported model), ``speedup`` (measured on this machine)
+and more; a finished trial leaves its pruned model in
+``<trial folder>/result/model``.
+
+    space = cofi_transfer_config_space("rte", target_examples=1000, data_dir="../shared/data/glue")
+    results = run_cofi_search(space, "cofi-search-rte", optimizer="moasha", n_trials=20)
+
+or, for one trial by hand,
+``python -m nas_pruning.backends.cofi_transfer --task rte --coupling delta --output-dir out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+from unittest import mock
+
+import pandas as pd
+from syne_tune import Reporter, StoppingCriterion, Tuner
+from syne_tune.backend import LocalBackend
+from syne_tune.config_space import Domain, choice, loguniform, uniform
+from syne_tune.constants import ST_RESULTS_DATAFRAME_FILENAME, SYNE_TUNE_ENV_FOLDER
+
+from nas_pruning.cofi.config import DEFAULT_AUXILIARY, SEARCHED_SETTINGS, CoFiConfig
+from nas_pruning.cofi.divergence import TrainingDiverged
+from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher, run_cofi
+from nas_pruning.cofi.transfer import COUPLINGS, STAGES, TRANSFERS, check_choice
+from nas_pruning.optimizers import make_scheduler
+from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front, plot_front
+
+METRICS = ("error", "params")
+TRIAL_RESULT_FOLDER = "result"
+
+
+def cofi_transfer_config_space(
+    task: str = "rte",
+    aux_tasks: Sequence[str] | None = None,
+    sparsity_range: tuple[float, float] = (0.5, 0.97),
+    lambda_delta_range: tuple[float, float] = (1e-4, 1.0),
+    couplings: Sequence[str] = COUPLINGS,
+    stages: Sequence[str] = STAGES,
+    transfers: Sequence[str] = TRANSFERS,
+    **settings,
+) -> dict:
+    """A Syne Tune config space over target sparsity, coupling, lambda_delta, auxiliary
+    task, stage and what is transferred, for target `task`.
+
+    aux_tasks: candidate auxiliary tasks (default: the benchmark's partner of `task`).
+    sparsity_range: (low, high) of the uniform target sparsity, inside (0, 1).
+    lambda_delta_range: (low, high) of the log-uniform delta-penalty weight.
+    couplings, stages, transfers: the choices offered for each.
+    settings: any other :class:`~nas_pruning.cofi.CoFiConfig` setting, fixed for
+        every trial (e.g. ``target_examples=1000, prune_epochs=5``).
+    """
+    if aux_tasks is None:
+        if task not in DEFAULT_AUXILIARY:
+            raise ValueError(f"pass aux_tasks for target {task!r}; defaults exist for {sorted(DEFAULT_AUXILIARY)}")
+        aux_tasks = [DEFAULT_AUXILIARY[task]]
+    unknown = set(settings) - set(CoFiConfig.setting_names())
+    if unknown or set(settings) & set(SEARCHED_SETTINGS):
+        raise ValueError(
+            f"settings {sorted(unknown | (set(settings) & set(SEARCHED_SETTINGS)))} cannot be fixed here; "
+            f"searched: {SEARCHED_SETTINGS}; fixed settings are the other CoFiConfig fields"
+        )
+    low, high = sparsity_range
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError(f"sparsity_range must satisfy 0 < low <= high < 1, got {sparsity_range}")
+    if not 0.0 < lambda_delta_range[0] <= lambda_delta_range[1]:
+        raise ValueError(f"lambda_delta_range must be positive and ordered, got {lambda_delta_range}")
+    offered = (("coupling", couplings, COUPLINGS), ("stage", stages, STAGES), ("transfer", transfers, TRANSFERS))
+    for name, values, accepted in offered:
+        if not values:
+            raise ValueError(f"offer at least one {name}")
+        for value in values:
+            check_choice(name, value, accepted)
+    fixed = {name: value for name, value in settings.items() if value is not None}
+    for name, value in fixed.items():
+        if isinstance(value, str) and (not value or any(c.isspace() for c in value)):
+            raise ValueError(f"setting {name}={value!r}: Syne Tune passes it on a command line, so no spaces")
+    # Fail now, not in every trial: check the fixed settings with each auxiliary task.
+    for aux_task in aux_tasks:
+        CoFiConfig(task=task, aux_task=aux_task, coupling=couplings[-1], **fixed)
+    space = {
+        "task": task,
+        "target_sparsity": uniform(low, high) if low < high else low,
+        "coupling": _choice(couplings),
+        "lambda_delta": loguniform(*lambda_delta_range),
+        "aux_task": _choice(aux_tasks),
+        "stage": _choice(stages),
+        "transfer": _choice(transfers),
+    }
+    space.update({name: ",".join(value) if isinstance(value, tuple) else value for name, value in fixed.items()})
+    return space
+
+
+def _choice(values: Sequence[str]):
+    return choice(list(values)) if len(values) > 1 else values[0]
+
+
+def max_epochs(config_space: dict) -> int:
+    """Epochs each trial reports (pruning + fine-tuning): MOASHA's max_t."""
+    defaults = CoFiConfig.__dataclass_fields__
+    epochs = {name: config_space.get(name, defaults[name].default) for name in ("prune_epochs", "finetune_epochs")}
+    if any(isinstance(value, Domain) for value in epochs.values()):
+        raise ValueError("prune_epochs and finetune_epochs must be fixed, not searched")
+    return int(epochs["prune_epochs"]) + int(epochs["finetune_epochs"])
+
+
+def trial_backend() -> LocalBackend:
+    """A LocalBackend that runs this file as the trial script, one process per trial.
+    Checkpoints (hundreds of MB each) go once a trial ends; its model, outside them, stays."""
+    return LocalBackend(entry_point=str(Path(__file__).resolve()), delete_checkpoints=True)
+
+
+def run_cofi_search(
+    config_space: dict,
+    output_dir: str | os.PathLike,
+    optimizer="moasha",
+    n_trials: int = 20,
+    n_workers: int = 1,
+    max_wallclock_time: float | None = None,
+    random_seed: int = 0,
+    **optimizer_kwargs,
+) -> dict[str, pd.DataFrame]:
+    """Run a Syne Tune experiment over `config_space` and summarise it in `output_dir`.
+
+    optimizer: a name from :data:`nas_pruning.optimizers.OPTIMIZERS`, a Syne Tune
+        scheduler or a pymoo algorithm, minimising ``error`` and ``params``.
+    n_trials: trials to start; all of them run to their end (or early stop).
+    max_wallclock_time: seconds after which no new trial starts (None: no limit).
+
+    Writes ``results.csv`` (every report of every trial), ``pareto.csv`` (the final
+    non-dominated trials, with the folders of their models), ``hypervolume.csv``
+    (over wall-clock time), ``summary.json`` (final hypervolume; error and params
+    are ratios, taken as they are, with reference point (1, 1), see
+    :mod:`nas_pruning.pareto`) and ``pareto_front.png``. Syne Tune's record,
+    with one folder per trial (logs, and the model of each finished trial), is
+    in ``syne-tune/``. Returns the tables by name.
+    """
+    if n_trials < 1 or n_workers < 1:
+        raise ValueError(f"n_trials and n_workers must be at least 1, got {n_trials} and {n_workers}")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if optimizer == "moasha":
+        optimizer_kwargs.setdefault("max_t", max_epochs(config_space))
+    scheduler = make_scheduler(optimizer, config_space, METRICS, random_seed=random_seed, **optimizer_kwargs)
+    prepare_teacher(_fixed_config(config_space))  # trained once here, loaded by every trial
+    # The Tuner reads its experiment folder from the environment when it is built.
+    with mock.patch.dict(os.environ, {SYNE_TUNE_ENV_FOLDER: str(output_dir / "syne-tune")}):
+        tuner = Tuner(
+            trial_backend=trial_backend(),
+            scheduler=scheduler,
+            stop_criterion=StoppingCriterion(
+                max_num_trials_started=n_trials - 1, max_wallclock_time=max_wallclock_time
+            ),
+            n_workers=n_workers,
+            max_failures=n_trials,  # a failing trial is reported, not fatal
+            wait_trial_completion_when_stopping=True,
+            tuner_name="cofi-transfer",
+            sleep_time=1.0,
+        )
+    tuner.run()
+    results = pd.read_csv(tuner.tuner_path / ST_RESULTS_DATAFRAME_FILENAME)
+    return summarise(results, output_dir, Path(tuner.trial_backend_path))
+
+
+def summarise(results: pd.DataFrame, output_dir: Path, trials_dir: Path) -> dict[str, pd.DataFrame]:
+    """Write and return the tables and the front plot of a finished search whose trial
+    folders are in `trials_dir`."""
+    results.to_csv(output_dir / "results.csv", index=False)
+    front = pareto_front(results, METRICS)
+    front["model_dir"] = [_model_dir(trials_dir, trial) for trial in front["trial_id"]]
+    front.to_csv(output_dir / "pareto.csv", index=False)
+    curve = hypervolume_over_time(results, objectives=METRICS)
+    curve.to_csv(output_dir / "hypervolume.csv", index=False)
+    summary = {"trials": int(results["trial_id"].nunique()), "hypervolume": hypervolume(results, METRICS)}
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_front({"CoFi transfer": front}, output_dir / "pareto_front.png", METRICS, all_points=final_results(results))
+    return {"results": results, "pareto": front, "hypervolume": curve}
+
+
+def _model_dir(trials_dir: Path, trial_id) -> str | None:
+    folder = trials_dir / str(int(trial_id)) / TRIAL_RESULT_FOLDER / MODEL_FOLDER
+    return str(folder) if folder.exists() else None
+
+
+def _fixed_config(config_space: dict) -> CoFiConfig:
+    """The settings every trial shares (the searched ones at a valid value), for the teacher."""
+    values = {name: value for name, value in config_space.items() if not isinstance(value, Domain)}
+    values.pop("coupling", None)
+    settings = {name: value for name, value in values.items() if name in CoFiConfig.setting_names()}
+    return CoFiConfig(**settings, coupling="none")
+
+
+# -- the trial script ---------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one trial: settings as ``--name value`` options; reports to Syne Tune."""
+    parser = argparse.ArgumentParser(description="One CoFi(-transfer) trial, reporting to Syne Tune.")
+    CoFiConfig.add_arguments(parser)
+    parser.add_argument("--st_checkpoint_dir", default=None, help="set by Syne Tune: this trial's checkpoint folder")
+    parser.add_argument("--output-dir", "--output_dir", default=None, help="results folder (default: beside checkpoints)")
+    args = parser.parse_args(argv)
+    if args.output_dir is None and args.st_checkpoint_dir is None:
+        parser.error("pass --output-dir (Syne Tune passes --st_checkpoint_dir instead)")
+    output_dir = Path(args.output_dir or Path(args.st_checkpoint_dir).parent / TRIAL_RESULT_FOLDER)
+    try:
+        config = CoFiConfig.from_namespace(args)
+    except ValueError as error:
+        print(f"cofi trial: error: {error}", file=sys.stderr)
+        return 2
+    reporter = Reporter()
+    try:
+        run_cofi(
+            config,
+            output_dir,
+            report=lambda row: reporter(**{k: v for k, v in row.items() if isinstance(v, (int, float))}),
+            checkpoint_dir=args.st_checkpoint_dir,
+            progress=False,
+        )
+    except TrainingDiverged as error:
+        print(f"cofi trial: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
