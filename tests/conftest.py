@@ -21,6 +21,15 @@ TINY = dict(
 )
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run faster on one thread than split over busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_model(family: str = "bert", seed: int = 0, **overrides):
     torch.manual_seed(seed)
     values = {**TINY, **overrides}

@@ -25,14 +25,6 @@ from nas_pruning.models import ModelDims, count_parameters, extract_subnetwork, 
 MINILM = ModelDims(num_layers=6, num_heads=12, head_size=32, intermediate_size=1536, hidden_size=384)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run many times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def dims_of(model):
     return get_adapter(model).dims(model.config)

@@ -19,14 +19,6 @@ from nas_pruning.models import count_parameters, load_model, load_tokenizer
 from nas_pruning.tasks import get_task, make_loader
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run many times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):

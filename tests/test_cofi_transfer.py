@@ -15,14 +15,6 @@ from nas_pruning.models import get_adapter
 from nas_pruning.tasks import get_task
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run many times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def batches(seed, count, regression=False):
     generator = torch.Generator().manual_seed(seed)
