@@ -83,6 +83,20 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
     )
     parser.add_argument("--latency", action="store_true", help="also record each sub-network's measured latency")
+    ray = parser.add_argument_group("Ray (pip install 'nas_pruning[ray]')")
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        help="evaluate on Ray actors of this cluster ('auto': the one this machine joined with `ray start`)",
+    )
+    ray.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        help="evaluate on this many Ray actors, one model replica each (a local Ray instance without --ray-address)",
+    )
+    ray.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per Ray actor (and its torch threads)")
+    ray.add_argument("--actor-gpus", type=float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)")
 
 
 def _finetune(args: argparse.Namespace, output_dir) -> str:
@@ -116,6 +130,10 @@ def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: st
         max_validation_examples=args.max_validation_examples,
         measure_latency=args.latency,
         num_threads=args.threads,
+        ray_actors=args.ray_actors,
+        ray_address=args.ray_address,
+        actor_cpus=args.actor_cpus,
+        actor_gpus=args.actor_gpus,
     )
     outcome = run_search(supernet_dir, output_dir, settings, data_dir=args.data_dir)
     columns = [c for c in ("params", "error", "metric", "test_metric") if c in outcome.front.columns]
@@ -212,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"nas-pruning {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -24,8 +24,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 from syne_tune import StoppingCriterion, Tuner
+from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.experiments import load_experiment
 
+from nas_pruning.backends.ray_backend import RayWeightSharingBackend
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import load_tokenizer
@@ -62,6 +64,13 @@ class SearchSettings:
         (faster, noisier); None: all of it.
     measure_latency: also record each sub-network's measured `latency` (not optimised).
     num_threads: torch threads; None: all cores.
+    ray_actors: evaluate on this many Ray actors (one model replica each, see
+        nas_pruning.backends.ray_backend) instead of in-process threads; None: in
+        process, unless `ray_address` is set (then one actor per worker).
+    ray_address: the Ray cluster to run the actors on ("auto": the one this machine
+        belongs to); None: a local Ray instance, started for the search.
+    actor_cpus: CPUs per Ray actor (also its torch threads).
+    actor_gpus: GPUs per Ray actor (0: evaluate on CPU).
     """
 
     search_space: str | None = None
@@ -74,6 +83,18 @@ class SearchSettings:
     max_validation_examples: int | None = None
     measure_latency: bool = False
     num_threads: int | None = None
+    ray_actors: int | None = None
+    ray_address: str | None = None
+    actor_cpus: float = 1.0
+    actor_gpus: float = 0.0
+
+    @property
+    def uses_ray(self) -> bool:
+        return self.ray_actors is not None or self.ray_address is not None
+
+    @property
+    def concurrent_evaluations(self) -> int:
+        return (self.ray_actors or self.n_workers) if self.uses_ray else self.n_workers
 
 
 @dataclass
@@ -157,14 +178,14 @@ def _tune(
         random_seed=settings.seed,
         **({"max_t": 1} if settings.optimizer == "moasha" else {}),
     )
-    backend = WeightSharingBackend(evaluator, n_replicas=settings.n_workers)
+    backend = _backend(evaluator, settings)
     tuner = Tuner(
         trial_backend=backend,
         scheduler=scheduler,
         stop_criterion=StoppingCriterion(
             max_num_trials_finished=settings.num_evaluations, max_wallclock_time=settings.max_wallclock_time
         ),
-        n_workers=settings.n_workers,
+        n_workers=settings.concurrent_evaluations,
         sleep_time=0.01,
         results_update_interval=5.0,
         print_update_interval=60.0,
@@ -177,6 +198,18 @@ def _tune(
         backend.close()
     results = load_experiment(tuner.name, local_path=str(experiments)).results
     return results, tuner.name
+
+
+def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialBackend:
+    if not settings.uses_ray:
+        return WeightSharingBackend(evaluator, n_replicas=settings.n_workers)
+    return RayWeightSharingBackend(
+        evaluator,
+        num_actors=settings.concurrent_evaluations,
+        num_cpus_per_actor=settings.actor_cpus,
+        num_gpus_per_actor=settings.actor_gpus,
+        ray_address=settings.ray_address,
+    )
 
 
 def _score_on_test(evaluator: SubnetworkEvaluator, front: pd.DataFrame, test_batches: list[dict]) -> pd.DataFrame:
@@ -198,7 +231,9 @@ def front_configs(front: pd.DataFrame) -> list[dict]:
 
 
 def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+    """A Python scalar; integral floats (pandas turns int columns with gaps into floats) become ints."""
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _latency_batch(batches: list[dict]) -> dict:

@@ -12,6 +12,7 @@ import torch
 from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.supernet.config import TrainingConfig
+from nas_pruning.supernet.distributed import data_parallel_from_environment
 from nas_pruning.supernet.storage import save_supernet
 from nas_pruning.supernet.strategies import Strategy, as_strategy
 from nas_pruning.supernet.trainer import train_supernet
@@ -54,6 +55,11 @@ def finetune(
     max_length: tokens per example (longer texts are truncated).
     options: further TrainingConfig fields (temperature, warmup_ratio, num_random,
         max_steps, ...).
+
+    Started by `torchrun --nproc_per_node N` or `accelerate launch --num_processes N`,
+    the N processes train data-parallel (see `nas_pruning.supernet.distributed`):
+    `batch_size` stays the global batch (each process takes batch_size / N of it),
+    so the run matches a single-process one; rank 0 writes the folder.
     """
     fields = {f.name for f in dataclasses.fields(TrainingConfig)}
     unknown = sorted(set(options) - fields)
@@ -77,35 +83,48 @@ def finetune(
         splits=("train", "validation"),
     )
     data = encode(data, tokenizer, max_length=max_length)
-    torch.manual_seed(seed)  # initialises a new classification head reproducibly
-    net = load_model(model, num_labels=data.task.num_labels, is_regression=data.task.is_regression)
-    net.to("cuda" if torch.cuda.is_available() else "cpu")
-    space = get_search_space(search_space, net.config) if search_space is not None else None
+    with data_parallel_from_environment() as data_parallel:
+        torch.manual_seed(seed)  # initialises a new classification head reproducibly
+        net = load_model(model, num_labels=data.task.num_labels, is_regression=data.task.is_regression)
+        if data_parallel is None:
+            net.to("cuda" if torch.cuda.is_available() else "cpu")
+            train_loader = make_loader(data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed)
+        else:
+            net.to(data_parallel.device)
+            train_loader = data_parallel.loader(data.train, tokenizer, batch_size, seed=seed)
+        space = get_search_space(search_space, net.config) if search_space is not None else None
 
-    history = train_supernet(
-        net,
-        make_loader(data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed),
-        data.task,
-        strategy=strategy,
-        search_space=space,
-        config=config,
-        val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size),
-        output_dir=output_dir,
-        progress=progress,
-    )
-    info = {
-        "task": data.task.name,
-        "base_model": model or DEFAULT_MODEL_NAME,
-        "strategy": strategy.describe(),
-        "search_space": search_space,
-        "training": dataclasses.asdict(config),
-        "data": {
-            "data_dir": None if data_dir is None else str(data_dir),
-            "split_seed": seed,
-            "val_fraction": VAL_FRACTION,
-            "max_train_examples": max_train_examples,
-            "max_length": max_length,
-        },
-        "history": history,
-    }
-    return save_supernet(output_dir, net.cpu(), info, tokenizer)
+        history = train_supernet(
+            net,
+            train_loader,
+            data.task,
+            strategy=strategy,
+            search_space=space,
+            config=config,
+            val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size),
+            output_dir=output_dir,
+            progress=progress,
+            data_parallel=data_parallel,
+        )
+        info = {
+            "task": data.task.name,
+            "base_model": model or DEFAULT_MODEL_NAME,
+            "strategy": strategy.describe(),
+            "search_space": search_space,
+            "training": dataclasses.asdict(config),
+            "data": {
+                "data_dir": None if data_dir is None else str(data_dir),
+                "split_seed": seed,
+                "val_fraction": VAL_FRACTION,
+                "max_train_examples": max_train_examples,
+                "max_length": max_length,
+            },
+            "history": history,
+        }
+        if data_parallel is None:
+            return save_supernet(output_dir, net.cpu(), info, tokenizer)
+        info["data_parallel_ranks"] = data_parallel.world_size
+        if data_parallel.is_main:
+            save_supernet(output_dir, net.cpu(), info, tokenizer)
+        data_parallel.barrier()  # the other ranks return once rank 0 has written the folder
+    return Path(output_dir)

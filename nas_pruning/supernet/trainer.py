@@ -28,6 +28,7 @@ from nas_pruning.models import select_subnetwork
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
 from nas_pruning.supernet.config import TrainingConfig
+from nas_pruning.supernet.distributed import DataParallel
 from nas_pruning.supernet.losses import DistillationLoss, task_loss
 from nas_pruning.supernet.strategies import Pass, Strategy, as_strategy
 from nas_pruning.tasks import Task
@@ -46,6 +47,7 @@ def train_supernet(
     output_dir: str | os.PathLike | None = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     progress: bool = True,
+    data_parallel: DataParallel | None = None,
 ) -> list[dict[str, Any]]:
     """Train `model` in place as a super-network (or fine-tune it, strategy "standard").
 
@@ -64,6 +66,11 @@ def train_supernet(
     on_epoch_end: called as on_epoch_end(epoch, metrics) after each epoch's
         validation and checkpoint; epoch counts from 1.
     progress: show a tqdm progress bar.
+    data_parallel: this process's rank in a data-parallel run (see
+        `nas_pruning.supernet.distributed`): `train_loader` is then this rank's shard
+        (`DataParallel.loader`), gradients and the reported loss are averaged over
+        the ranks every step, and only rank 0 writes checkpoints and shows progress.
+        Every rank validates and calls `on_epoch_end` alike. None: one process.
 
     Returns the history: one dict per epoch with `epoch`, `step`, `train_loss`
     (mean over the epoch's steps of the summed loss of all passes), `lr`,
@@ -92,16 +99,26 @@ def train_supernet(
         "task": task.name,
         "steps_per_epoch": steps_per_epoch,
     }
+    if data_parallel is not None:
+        setup["data_parallel_ranks"] = data_parallel.world_size
     checkpoint = Checkpoint(Path(output_dir) / CHECKPOINT_DIR, setup) if output_dir is not None else None
-    if checkpoint is not None and checkpoint.exists():
+    resume = checkpoint is not None and checkpoint.exists()
+    if data_parallel is not None:
+        data_parallel.check_same_on_all_ranks(resume, f"whether a checkpoint exists in {output_dir}")
+    if resume:
         state = checkpoint.load(model, optimizer, scheduler, sampler, train_loader)
     else:
         state = TrainingState()
         torch.manual_seed(config.seed)
         random.seed(config.seed)
+    if data_parallel is not None:
+        data_parallel.broadcast_parameters(model)
     device = next(model.parameters()).device
+    is_main = data_parallel is None or data_parallel.is_main
 
-    bar = tqdm(total=total_steps, initial=state.step, desc=f"train ({strategy.name})", disable=not progress)
+    bar = tqdm(
+        total=total_steps, initial=state.step, desc=f"train ({strategy.name})", disable=not (progress and is_main)
+    )
     for epoch in range(state.epoch + 1, config.epochs + 1):
         if state.step >= total_steps:
             break
@@ -113,6 +130,8 @@ def train_supernet(
             passes = strategy.passes(space, sampler, state.step / max(1, total_steps - 1))
             optimizer.zero_grad(set_to_none=True)
             loss = _run_passes(model, {k: v.to(device) for k, v in batch.items()}, passes, task, distill)
+            if data_parallel is not None:
+                loss = data_parallel.average_gradients(model, loss, examples=len(batch["labels"]))
             if config.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -133,7 +152,7 @@ def train_supernet(
             metrics.update(_validate(model, val_loader, task, space if config.validate_subnetworks else None))
         state.epoch = epoch
         state.history.append(metrics)
-        if checkpoint is not None:
+        if checkpoint is not None and is_main:
             checkpoint.save(model, optimizer, scheduler, sampler, train_loader, state)
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
