@@ -226,9 +226,10 @@ def _log_failures(tuner: Tuner) -> None:
 
 def _common_table(tuner: Tuner) -> pd.DataFrame:
     path = Path(tuner.tuner_path) / ST_RESULTS_DATAFRAME_FILENAME
-    if not path.is_file():
+    try:
+        frame = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):  # no trial reported before the time ran out
         return pd.DataFrame(columns=list(RESULT_COLUMNS) + ["trial_id", "epoch"])
-    frame = pd.read_csv(path)
     frame.insert(0, "method", METHOD)
     frame["wall_time"] = frame[ST_TUNER_TIME]
     first = list(RESULT_COLUMNS) + ["trial_id", "epoch"]
