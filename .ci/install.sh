@@ -2,6 +2,7 @@
 # Installs nas_pruning and its requirements, lean: a CPU torch pinned first (an
 # unpinned torch pulls GBs of CUDA packages), and syne-tune without xgboost
 # (xgboost pulls a 469 MB NCCL library for features nas_pruning does not use).
+# Arguments name optional extras of setup.cfg to add, e.g. `bash .ci/install.sh ray`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,17 +12,21 @@ pip_install torch==2.13.0
 pip_install "numpy<3" dill pandas typing_extensions sortedcontainers statsmodels scikit-learn tqdm psutil
 pip_install --no-deps syne-tune==0.16.0
 # The rest of setup.cfg's install_requires (syne-tune is already in place).
-mapfile -t reqs < <("$PY" - <<'PYEOF'
+mapfile -t reqs < <("$PY" - test "$@" <<'PYEOF'
 import configparser
+import sys
+
 cfg = configparser.ConfigParser()
 cfg.read("setup.cfg")
-for line in cfg["options"]["install_requires"].split("\n"):
+lines = cfg["options"]["install_requires"].split("\n")
+for extra in sys.argv[1:]:
+    if extra not in cfg["options.extras_require"]:
+        sys.exit(f"unknown extra {extra!r}; setup.cfg has {sorted(cfg['options.extras_require'])}")
+    lines += cfg["options.extras_require"][extra].split("\n")
+for line in lines:
     line = line.strip()
     if line and not line.startswith("syne-tune"):
         print(line)
-for line in cfg["options.extras_require"]["test"].split("\n"):
-    if line.strip():
-        print(line.strip())
 PYEOF
 )
 pip_install "${reqs[@]}"

@@ -27,7 +27,7 @@ from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.experiments import load_experiment
 
-from nas_pruning.backends.ray_backend import RayWeightSharingBackend
+from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import load_tokenizer
@@ -115,6 +115,8 @@ def run_search(
 ) -> SearchOutcome:
     """Search sub-networks of the super-network in `supernet_dir`; write everything to `output_dir`."""
     torch.set_num_threads(settings.num_threads or os.cpu_count())
+    if settings.uses_ray:
+        import_ray()  # before the model and data load: says how to install Ray if it is missing
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model, info = load_supernet(supernet_dir)

@@ -1,0 +1,199 @@
+"""Ray: the weight-sharing backend's actor pool (same results as in-process, no trial lost), trial scripts as tasks."""
+
+import json
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from conftest import tiny_model
+from test_search_pipeline import tiny_supernet  # noqa: F401 (a fixture)
+from syne_tune import StoppingCriterion, Tuner
+from syne_tune.config_space import randint
+from syne_tune.experiments import load_experiment
+from syne_tune.optimizer.baselines import RandomSearch
+from syne_tune.results_callback import StoreResultsCallback
+from syne_tune.tuner_callback import TunerCallback
+
+from nas_pruning.backends.ray_backend import RayScriptBackend, RayWeightSharingBackend
+from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
+from nas_pruning.cli import main
+from nas_pruning.optimizers import make_scheduler
+from nas_pruning.search_spaces import get_search_space
+from nas_pruning.tasks import get_task
+
+CONFIGS = [
+    {"num_layers": layers, "num_heads": heads, "num_units": units}
+    for layers, heads, units in [(3, 4, 12), (1, 1, 1), (2, 3, 7), (3, 2, 5), (1, 4, 12), (2, 1, 3), (3, 3, 9)]
+]
+KEYS = ["num_layers", "num_heads", "num_units"]
+
+
+@pytest.fixture(scope="module")
+def ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def make_evaluator(latency_repeats=1):
+    """A tiny super-network on 48 random examples; `latency_repeats` slows each evaluation down."""
+    model = tiny_model("bert", num_labels=2)
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):
+        ids = torch.randint(3, 60, (16, 10), generator=generator)
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2})
+    space = get_search_space("small", model.config)
+    latency_batch = {"input_ids": batches[0]["input_ids"]}
+    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch, latency_repeats)
+
+
+class KillActorWhenTrialStarts(TunerCallback):
+    """Kills the backend's first actor when trial `trial_id` starts, while other trials run on it."""
+
+    def __init__(self, ray, backend, trial_id):
+        self.ray, self.backend, self.trial_id, self.killed = ray, backend, trial_id, False
+
+    def on_start_trial(self, trial):
+        if trial.trial_id == self.trial_id:
+            self.ray.kill(self.backend.actors[0])
+            self.killed = True
+
+
+def run_tuner(backend, tmp_path, monkeypatch, n_workers, configs=CONFIGS, callbacks=()):
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
+    space = get_search_space("small", tiny_model("bert").config)
+    tuner = Tuner(
+        trial_backend=backend,
+        scheduler=make_scheduler("random", space.config_space, points_to_evaluate=configs, random_seed=0),
+        stop_criterion=StoppingCriterion(max_num_trials_finished=len(configs)),
+        wait_trial_completion_when_stopping=True,  # no trial left running at the end
+        n_workers=n_workers,
+        sleep_time=0.01,
+        results_update_interval=0.5,
+        print_update_interval=60,
+        max_failures=1000,
+        callbacks=[StoreResultsCallback(), *callbacks],
+    )
+    try:
+        tuner.run()
+    finally:
+        backend.close()
+    return load_experiment(tuner.name, local_path=str(tmp_path)).results
+
+
+def by_config(results):
+    """The objectives of the CONFIGS rows (the Tuner may have started a random config or two more)."""
+    table = results.rename(columns={f"config_{k}": k for k in KEYS}).astype({k: int for k in KEYS})
+    table = table.drop_duplicates(KEYS).set_index(KEYS)[["error", "metric", "params"]]
+    return table.loc[[tuple(c[k] for k in KEYS) for c in CONFIGS]]
+
+
+def test_ray_search_equals_in_process_and_survives_a_killed_actor(ray, tmp_path, monkeypatch):
+    in_process = run_tuner(WeightSharingBackend(make_evaluator(), n_replicas=2), tmp_path / "threads", monkeypatch, 2)
+    # about 0.1 s per evaluation, so that the killed actor surely has a trial in flight
+    backend = RayWeightSharingBackend(make_evaluator(latency_repeats=100), num_actors=2)
+    killer = KillActorWhenTrialStarts(ray, backend, trial_id=3)
+    on_ray = run_tuner(backend, tmp_path / "ray", monkeypatch, 2, callbacks=[killer])
+
+    assert killer.killed and backend.actor_restarts == 1
+    statuses = {backend._trial_dict[t].status for t in backend.trial_ids}
+    assert statuses == {"Completed"}  # the killed actor's trial was evaluated again on its replacement
+    assert len(on_ray) == len(backend.trial_ids) >= len(CONFIGS)  # and every trial is in the results table
+    assert by_config(on_ray).equals(by_config(in_process))
+    assert on_ray["error"].nunique() > 1  # the configs are told apart
+    assert not backend._owns_ray and ray.is_initialized()  # joined the fixture's instance, left it running
+
+
+def wait_until_idle(backend, timeout=60):
+    deadline = time.time() + timeout
+    while backend.busy_trial_ids():
+        assert time.time() < deadline, "evaluations did not finish"
+        backend.fetch_status_results(backend.trial_ids)
+        time.sleep(0.05)
+
+
+def test_failed_evaluations_and_dead_actors_without_retries_fail_their_trials(ray):
+    backend = RayWeightSharingBackend(make_evaluator(latency_repeats=1000), num_actors=1, max_retries=0)
+    try:
+        broken = backend.start_trial({"num_layers": 9, "num_heads": 1, "num_units": 1}).trial_id
+        wait_until_idle(backend)
+        assert backend._trial_dict[broken].status == "Failed"
+        assert "num_layers=9 is outside" in backend.stderr(broken)[0]  # the remote traceback
+        assert backend.actor_restarts == 0  # a raising evaluation leaves its actor alive
+
+        doomed = backend.start_trial(CONFIGS[0]).trial_id
+        time.sleep(0.3)
+        first = backend.actors[0]
+        ray.kill(first)
+        wait_until_idle(backend)
+        assert backend._trial_dict[doomed].status == "Failed"
+        assert "actor evaluating this trial died 1 time(s)" in backend.stderr(doomed)[0]
+        assert backend.actor_restarts == 1 and backend.actors[0] is not first
+    finally:
+        backend.close()
+
+
+def test_search_command_on_ray_actors(ray, tiny_supernet, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
+    argv = ["search", "--supernet", str(tiny_supernet), "--output-dir", str(tmp_path / "search"), "--optimizer",
+            "random", "--num-evaluations", "4", "--max-validation-examples", "32", "--threads", "1",
+            "--ray-actors", "1", "--actor-cpus", "1"]
+    assert main(argv) == 0
+    results = pd.read_csv(tmp_path / "search" / "results.csv")
+    summary = json.loads((tmp_path / "search" / "summary.json").read_text())
+    assert len(results) >= 4 and results["error"].notna().all()
+    assert summary["settings"]["ray_actors"] == 1 and summary["experiment"].startswith("weight-sharing-random")
+
+
+TRIAL_SCRIPT = """
+import argparse, os, sys
+from syne_tune import Reporter
+parser = argparse.ArgumentParser()
+parser.add_argument("--x", type=int)
+args, _ = parser.parse_known_args()
+if args.x == 3:
+    sys.exit("x=3 is not allowed")
+report = Reporter()
+for epoch in (1, 2):
+    report(epoch=epoch, y=args.x * epoch, hf=os.environ["HF_HUB_OFFLINE"])
+"""
+
+
+def test_trial_scripts_run_as_ray_tasks(ray, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
+    script = tmp_path / "trial.py"
+    script.write_text(TRIAL_SCRIPT)
+    backend = RayScriptBackend(str(script), num_cpus_per_trial=1)
+    points = [{"x": 2}, {"x": 3}]
+    tuner = Tuner(
+        trial_backend=backend,
+        scheduler=RandomSearch({"x": randint(1, 3)}, metrics=["y"], points_to_evaluate=points, random_seed=0),
+        stop_criterion=StoppingCriterion(max_num_trials_finished=2),
+        n_workers=2,
+        sleep_time=0.05,
+        results_update_interval=0.5,
+        max_failures=10,
+        wait_trial_completion_when_stopping=True,
+    )
+    tuner.run()
+    backend.close()
+    results = load_experiment(tuner.name, local_path=str(tmp_path / "st")).results
+    first = results[results["trial_id"] == 0].sort_values("epoch")
+    assert first["y"].tolist() == [2, 4] and (first["hf"] == 1).all()  # every report relayed; variables forwarded
+    assert backend._trial_dict[1].status == "Failed"
+    assert "x=3 is not allowed" in "".join(backend.stderr(1))
+    assert not (results["config_x"] == 3).any()
+
+
+def test_bad_settings_and_missing_ray_are_explained(monkeypatch, capsys):
+    with pytest.raises(ValueError, match="num_actors must be >= 1, got 0"):
+        RayWeightSharingBackend(make_evaluator(), num_actors=0)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    with pytest.raises(ImportError, match=r"pip install 'nas_pruning\[ray\]'"):
+        RayWeightSharingBackend(make_evaluator())
+    assert main(["search", "--supernet", "x", "--output-dir", "y", "--ray-actors", "2"]) == 2
+    assert "pip install 'nas_pruning[ray]'" in capsys.readouterr().err
