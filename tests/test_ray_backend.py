@@ -1,6 +1,7 @@
 """Ray: the weight-sharing backend's actor pool (same results as in-process, no trial lost), trial scripts as tasks."""
 
 import json
+import os
 import sys
 import time
 
@@ -33,9 +34,16 @@ KEYS = ["num_layers", "num_heads", "num_units"]
 @pytest.fixture(scope="module")
 def ray():
     ray = pytest.importorskip("ray")
+    # Ray nices its workers by default: on a busy machine they would starve for minutes.
+    previous = os.environ.get("RAY_worker_niceness")
+    os.environ["RAY_worker_niceness"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+    if previous is None:
+        del os.environ["RAY_worker_niceness"]
+    else:
+        os.environ["RAY_worker_niceness"] = previous
 
 
 def make_evaluator(latency_repeats=1):
