@@ -44,6 +44,10 @@ def connect(address: str | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if address is None:
+        # Ray nices its workers by default, so on a busy machine the evaluations the
+        # user asked for would yield to everything else; a user's setting wins.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address=address, include_dashboard=False, log_to_driver=False)
     return True
 
