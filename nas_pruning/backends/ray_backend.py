@@ -50,7 +50,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 
 from nas_pruning.backends import ray_tasks
 from nas_pruning.backends.ray_tasks import connect, import_ray
-from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, _with_worker_fields
+from nas_pruning.backends.weight_sharing import StatelessEvaluations, SubnetworkEvaluator, _with_worker_fields
 
 
 class EvaluatorActor:
@@ -94,7 +94,7 @@ class _Attempt:
     retries: int = 0
 
 
-class RayWeightSharingBackend(TrialBackend):
+class RayWeightSharingBackend(StatelessEvaluations, TrialBackend):
     """A Syne Tune `TrialBackend` that evaluates trials with shared weights on Ray actors.
 
     evaluator: scores one config (see `SubnetworkEvaluator`); each actor gets a copy
@@ -246,22 +246,7 @@ class RayWeightSharingBackend(TrialBackend):
     def _pause_trial(self, trial_id: int, result: dict | None) -> None:
         self._abandon(trial_id)
 
-    def _resume_trial(self, trial_id: int) -> None:
-        """Nothing to restore: `_schedule` evaluates the config again."""
-
-    def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
-        """Evaluations keep no state: there is no checkpoint to copy."""
-
-    def delete_checkpoint(self, trial_id: int) -> None:
-        """Evaluations keep no state: there is no checkpoint to delete."""
-
-    # -- logs and identity ------------------------------------------------------
-    def stdout(self, trial_id: int) -> list[str]:
-        return []
-
-    def stderr(self, trial_id: int) -> list[str]:
-        return [self._errors[trial_id]] if trial_id in self._errors else []
-
+    # -- identity -----------------------------------------------------------------
     def entrypoint_path(self) -> Path:
         return Path(__file__)  # names the Tuner's experiments "ray-backend-..."
 

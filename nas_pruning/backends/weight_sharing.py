@@ -101,7 +101,32 @@ def _with_worker_fields(metrics: dict[str, float], started: float) -> dict[str, 
     return {**metrics, "epoch": 1, ST_WORKER_ITER: 0, ST_WORKER_TIMESTAMP: now, ST_WORKER_TIME: now - started}
 
 
-class WeightSharingBackend(TrialBackend):
+class StatelessEvaluations:
+    """Trial-backend methods shared by backends whose trials are single evaluations.
+
+    Evaluations keep no state, so there are no checkpoints and a resumed trial is
+    evaluated again; a failed evaluation's error text (in `self._errors`) is its stderr.
+    """
+
+    _errors: dict[int, str]
+
+    def _resume_trial(self, trial_id: int) -> None:
+        """Nothing to restore: `_schedule` evaluates the config again."""
+
+    def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
+        """Evaluations keep no state: there is no checkpoint to copy."""
+
+    def delete_checkpoint(self, trial_id: int) -> None:
+        """Evaluations keep no state: there is no checkpoint to delete."""
+
+    def stdout(self, trial_id: int) -> list[str]:
+        return []
+
+    def stderr(self, trial_id: int) -> list[str]:
+        return [self._errors[trial_id]] if trial_id in self._errors else []
+
+
+class WeightSharingBackend(StatelessEvaluations, TrialBackend):
     """A Syne Tune `TrialBackend` that evaluates trials in-process with shared weights.
 
     evaluator: scores one config (see `SubnetworkEvaluator`); it is replicated so
@@ -170,22 +195,7 @@ class WeightSharingBackend(TrialBackend):
     def _pause_trial(self, trial_id: int, result: dict | None) -> None:
         self._futures[trial_id].cancel()
 
-    def _resume_trial(self, trial_id: int) -> None:
-        """Nothing to restore: `_schedule` evaluates the config again."""
-
-    def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
-        """Evaluations keep no state: there is no checkpoint to copy."""
-
-    def delete_checkpoint(self, trial_id: int) -> None:
-        """Evaluations keep no state: there is no checkpoint to delete."""
-
-    # -- logs and identity ------------------------------------------------------
-    def stdout(self, trial_id: int) -> list[str]:
-        return []
-
-    def stderr(self, trial_id: int) -> list[str]:
-        return [self._errors[trial_id]] if trial_id in self._errors else []
-
+    # -- identity -----------------------------------------------------------------
     def entrypoint_path(self) -> Path:
         return Path(__file__)  # names the Tuner's experiments "weight-sharing-..."
 
