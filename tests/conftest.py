@@ -38,6 +38,16 @@ def tiny_model(family: str = "bert", seed: int = 0, **overrides):
     return RobertaForSequenceClassification(RobertaConfig(pad_token_id=1, **values)).eval()
 
 
+def random_batches(num_batches: int, batch_size: int, seed: int = 0) -> list[dict]:
+    """Labelled batches of random token ids for a 2-class tiny model (label: first token's parity)."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(num_batches):
+        ids = torch.randint(3, TINY["vocab_size"], (batch_size, 10), generator=generator)
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2})
+    return batches
+
+
 @pytest.fixture(params=["bert", "roberta"])
 def family(request) -> str:
     return request.param

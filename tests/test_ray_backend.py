@@ -7,8 +7,7 @@ import time
 
 import pandas as pd
 import pytest
-import torch
-from conftest import tiny_model
+from conftest import random_batches, tiny_model
 from test_search_pipeline import tiny_supernet  # noqa: F401 (a fixture)
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.config_space import randint
@@ -49,11 +48,7 @@ def ray():
 def make_evaluator(latency_repeats=1):
     """A tiny super-network on 48 random examples; `latency_repeats` slows each evaluation down."""
     model = tiny_model("bert", num_labels=2)
-    generator = torch.Generator().manual_seed(0)
-    batches = []
-    for _ in range(3):
-        ids = torch.randint(3, 60, (16, 10), generator=generator)
-        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2})
+    batches = random_batches(3, 16)
     space = get_search_space("small", model.config)
     latency_batch = {"input_ids": batches[0]["input_ids"]}
     return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch, latency_repeats)

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-import torch
-from conftest import tiny_model
+from conftest import random_batches, tiny_model
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.experiments import load_experiment
 
@@ -16,13 +15,9 @@ from nas_pruning.tasks import get_task
 @pytest.fixture
 def evaluator():
     model = tiny_model("bert", num_labels=2)
-    generator = torch.Generator().manual_seed(0)
-    batches = []
-    for _ in range(3):
-        ids = torch.randint(3, 60, (8, 10), generator=generator)
-        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2})
+    batches = random_batches(3, 8)
     space = get_search_space("small", model.config)
-    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch={"input_ids": ids})
+    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch={"input_ids": batches[-1]["input_ids"]})
 
 
 def test_evaluator_scores_match_the_extracted_subnetwork(evaluator):
