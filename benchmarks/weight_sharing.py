@@ -84,6 +84,7 @@ def train_supernets(args, task: str, work: Path) -> dict[str, Path]:
                 learning_rate=args.warm_start_learning_rate if warm else args.learning_rate, seed=0,
                 max_train_examples=args.max_train_examples, max_length=args.max_length, num_threads=args.threads,
                 validate_subnetworks=False, warmup_ratio=args.warmup_ratio,
+                importance_examples=args.importance_examples,
             )
         folders[strategy] = folder
     return folders
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--warm-start-epochs", type=int, default=2)
     parser.add_argument("--warm-start-learning-rate", type=float, default=5e-5)
     parser.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps warming the learning rate up")
+    parser.add_argument("--importance-examples", type=int, default=0,
+                        help="reorder heads and units by importance on this many training examples (see finetune)")
     parser.add_argument("--max-train-examples", type=int, default=None)
     parser.add_argument("--max-validation-examples", type=int, default=100_000)
     parser.add_argument("--max-length", type=int, default=128)

@@ -79,6 +79,12 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds training and the 70/30 train/validation split")
     parser.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset of this size")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per example")
+    parser.add_argument(
+        "--importance-examples", type=int, default=0,
+        help="reorder heads and FFN units, most important first (gradient importance on this many training "
+             "examples), so first-k sub-networks keep the most important: before training, or after it with "
+             "--strategy standard; 0 keeps the stored order",
+    )
 
 
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +129,7 @@ def _finetune(args: argparse.Namespace, output_dir) -> str:
         seed=args.seed,
         max_train_examples=args.max_train_examples,
         max_length=args.max_length,
+        importance_examples=args.importance_examples,
         num_threads=args.threads,
         temperature=args.temperature,
         warmup_ratio=args.warmup_ratio,

@@ -400,6 +400,49 @@ def test_finetune_command_passes_its_training_options(tmp_path, glue_path):
     assert (training["warmup_ratio"], training["temperature"], training["distill_task_weight"]) == (0.25, 3.0, 0.5)
 
 
+def _tiny_folder(tmp_path) -> str:
+    tokenizer = load_tokenizer()
+    tiny_model(vocab_size=tokenizer.vocab_size, max_position_embeddings=64, num_labels=2).save_pretrained(
+        tmp_path / "tiny"
+    )
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    return str(tmp_path / "tiny")
+
+
+def test_reordering_by_importance_keeps_what_the_model_computes(tmp_path, glue_path, tiny_batch):
+    base = _tiny_folder(tmp_path)
+    common = dict(model=base, strategy="standard", search_space=None, data_dir=glue_path, epochs=1, batch_size=8,
+                  learning_rate=1e-3, max_train_examples=16, max_length=32, num_threads=1, progress=False)
+    plain, _ = load_supernet(finetune("rte", output_dir=tmp_path / "plain", **common))
+    ordered, info = load_supernet(finetune("rte", output_dir=tmp_path / "ordered", importance_examples=8, **common))
+    assert info["importance_examples"] == 8
+    # Training is the same; the permutation changes the weights but not what the model computes.
+    query = [m.layer[0].attention.self.query.weight for m in (plain.bert.encoder, ordered.bert.encoder)]
+    assert not torch.equal(*query)
+    with torch.no_grad():
+        torch.testing.assert_close(ordered(**tiny_batch).logits, plain(**tiny_batch).logits)
+
+
+@pytest.mark.parametrize("strategy, order", [("sandwich", ["reorder", "train"]), ("standard", ["train", "reorder"])])
+def test_reordering_comes_before_sampling_strategies_and_after_standard(strategy, order, tmp_path, glue_path,
+                                                                         monkeypatch):
+    from nas_pruning.supernet import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "reorder_by_importance", lambda *args: calls.append("reorder"))
+    train = pipeline.train_supernet
+    monkeypatch.setattr(pipeline, "train_supernet", lambda *a, **k: calls.append("train") or train(*a, **k))
+    finetune("rte", model=_tiny_folder(tmp_path), strategy=strategy, output_dir=tmp_path / "out",
+             data_dir=glue_path, epochs=1, batch_size=8, max_train_examples=8, max_length=32, num_threads=1,
+             progress=False, importance_examples=4, validate_subnetworks=False)
+    assert calls == order
+
+
+def test_finetune_rejects_a_negative_importance_sample():
+    with pytest.raises(ValueError, match="importance_examples must be an integer >= 0, got -1"):
+        finetune("rte", importance_examples=-1)
+
+
 def test_training_seconds_adds_the_model_a_supernet_started_from(tmp_path):
     from nas_pruning.supernet import training_seconds
 

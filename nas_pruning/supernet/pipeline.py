@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 
 from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
+from nas_pruning.models.importance import importance_scores, reorder_by_importance
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.supernet.config import TrainingConfig
 from nas_pruning.supernet.distributed import data_parallel_from_environment
@@ -34,6 +36,7 @@ def finetune(
     seed: int = 0,
     max_train_examples: int | None = None,
     max_length: int = 128,
+    importance_examples: int = 0,
     num_threads: int | None = None,
     progress: bool = True,
     **options: Any,
@@ -53,6 +56,14 @@ def finetune(
         (recorded in supernet.json: search on the same validation split).
     max_train_examples: train on this many random examples of the train part.
     max_length: tokens per example (longer texts are truncated).
+    importance_examples: score every head and FFN unit on this many training
+        examples (gradient importance, `nas_pruning.models.importance`) and reorder
+        them within each layer, most important first, so that the search spaces'
+        first-k sub-networks keep the most important ones. Strategies that sample
+        sub-networks reorder the starting model before the first step (best when it
+        is already fine-tuned, e.g. model=<a `standard` folder>); `standard` reorders
+        the fine-tuned model after training. The full network computes the same
+        either way. 0: keep the stored order.
     options: further TrainingConfig fields (temperature, warmup_ratio, num_random,
         max_steps, ...).
 
@@ -74,6 +85,8 @@ def finetune(
         **options,
     )
     strategy = as_strategy(strategy, num_random=config.num_random)
+    if not (isinstance(importance_examples, int) and importance_examples >= 0):
+        raise ValueError(f"importance_examples must be an integer >= 0, got {importance_examples!r}")
     if output_dir is None:
         output_dir = Path("supernets") / f"{task}-{strategy.name}-{search_space}-seed{seed}"
 
@@ -93,6 +106,9 @@ def finetune(
             net.to(data_parallel.device)
             train_loader = data_parallel.loader(data.train, tokenizer, batch_size, seed=seed)
         space = get_search_space(search_space, net.config) if search_space is not None else None
+        reorder_after = importance_examples > 0 and not strategy.needs_search_space
+        if importance_examples > 0 and not reorder_after:
+            _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
 
         history = train_supernet(
             net,
@@ -106,6 +122,8 @@ def finetune(
             progress=progress,
             data_parallel=data_parallel,
         )
+        if reorder_after:
+            _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
         info = {
             "task": data.task.name,
             "base_model": model or DEFAULT_MODEL_NAME,
@@ -119,6 +137,7 @@ def finetune(
                 "max_train_examples": max_train_examples,
                 "max_length": max_length,
             },
+            "importance_examples": importance_examples,
             "history": history,
         }
         if data_parallel is None:
@@ -128,3 +147,15 @@ def finetune(
             save_supernet(output_dir, net.cpu(), info, tokenizer)
         data_parallel.barrier()  # the other ranks return once rank 0 has written the folder
     return Path(output_dir)
+
+
+def _reorder_by_importance(
+    net: torch.nn.Module, train: Dataset, tokenizer, num_examples: int, batch_size: int, seed: int
+) -> None:
+    """Reorder `net`'s heads and units by their importance on `num_examples` random training examples.
+
+    Every data-parallel rank draws the same examples, so all ranks reorder alike.
+    """
+    sample = train.shuffle(seed=seed).select(range(min(num_examples, len(train))))
+    heads, units = importance_scores(net, make_loader(sample, tokenizer, batch_size=batch_size))
+    reorder_by_importance(net, heads, units)
