@@ -52,12 +52,15 @@ def final_results(df: pd.DataFrame) -> pd.DataFrame:
     """The last report of every trial.
 
     :param df: Results table with a ``trial_id`` column, rows in reporting
-        order (as Syne Tune writes them).
+        order (as Syne Tune writes them). With a ``tuner_name`` column (Syne
+        Tune's results), a trial is identified by both, so that tables of
+        several experiments concatenated keep each experiment's trials apart.
     :return: One row per trial, in the order of the input.
     """
     if "trial_id" not in df.columns:
         raise ValueError("final_results needs a 'trial_id' column")
-    return df.groupby("trial_id", sort=False).tail(1)
+    keys = ["tuner_name", "trial_id"] if "tuner_name" in df.columns else ["trial_id"]
+    return df.groupby(keys, sort=False, dropna=False).tail(1)
 
 
 def pareto_front(df: pd.DataFrame, objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> pd.DataFrame:

@@ -31,6 +31,14 @@ def test_final_results_keeps_last_report_per_trial():
     assert last["error"].tolist() == [0.3, 0.35, 0.9]
 
 
+def test_experiments_concatenated_keep_their_trials_apart():
+    first = table([(0.5, 0.2), (0.3, 0.6)], trial_id=[0, 1], tuner_name="a")
+    second = table([(0.2, 0.9), (0.6, 0.1)], trial_id=[0, 1], tuner_name="b")
+    both = pd.concat([first, second], ignore_index=True)
+    assert len(final_results(both)) == 4
+    assert sorted(pareto_front(both)["params"]) == [0.1, 0.2, 0.6, 0.9]
+
+
 def test_final_results_needs_trial_id():
     with pytest.raises(ValueError, match="trial_id"):
         final_results(table([(0.1, 0.2)]))
