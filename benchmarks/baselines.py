@@ -77,6 +77,7 @@ def parse_args() -> argparse.Namespace:
     scale.add_argument("--rfp-budgets", nargs="+", type=float, default=list(DEFAULT_BUDGETS))
     scale.add_argument("--nas-epochs", type=int, default=5, help="standard NAS: epochs per candidate (max_t)")
     scale.add_argument("--nas-time", type=float, default=7200, help="standard NAS: seconds per task and seed")
+    scale.add_argument("--nas-learning-rate", type=float, default=2e-5, help="standard NAS: fine-tuning learning rate")
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.seeds = ["rte"], [0]
@@ -92,7 +93,7 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     if "standard_nas" in args.methods and not (folder / "standard_nas" / "results.csv").is_file():
         standard_nas(
             task, model=args.model, optimizer="moasha", epochs=args.nas_epochs, max_wallclock_time=args.nas_time,
-            seed=seed, data_dir=args.data_dir, max_train_examples=args.max_train_examples,
+            learning_rate=args.nas_learning_rate, seed=seed, data_dir=args.data_dir, max_train_examples=args.max_train_examples,
             max_validation_examples=args.max_validation_examples, num_threads=args.threads,
             output_dir=folder / "standard_nas",
         )

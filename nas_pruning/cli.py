@@ -178,9 +178,17 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     if args.quick:  # a few minutes on 2 CPU cores: a small super-network, a short search
         args.epochs, args.max_train_examples = 1, args.max_train_examples or 400
+        args.supernet_epochs = min(args.supernet_epochs, 1)
         args.num_evaluations = 20 if args.num_evaluations is None else args.num_evaluations
         args.max_validation_examples = args.max_validation_examples or 200
     root = Path(args.output_dir or f"nas_pruning_runs/{args.task}")
+    if args.supernet_epochs > 0 and args.strategy != "standard":
+        # Plain fine-tuning first, reordered by importance; the super-network continues from it
+        # (docs/weight_sharing.md: from the pre-trained model a short super-network training fails).
+        finetuned = _finetune(argparse.Namespace(**{**vars(args), "strategy": "standard"}), root / "finetuned")
+        args = argparse.Namespace(
+            **{**vars(args), "model": str(finetuned), "epochs": args.supernet_epochs, "importance_examples": 0}
+        )
     supernet_dir = _finetune(args, root / "supernet")
     _search(args, supernet_dir, root / "search", args.search_space)
     cmd_export(argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None))
@@ -236,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(run)
     _add_finetune_arguments(run)
     _add_search_arguments(run)
+    run.add_argument(
+        "--supernet-epochs", type=int, default=2,
+        help="fine-tune the full model first (--epochs, strategy standard), reorder it by importance, then train "
+             "the super-network from it for this many epochs; 0: train the super-network from --model for --epochs",
+    )
+    run.set_defaults(importance_examples=512)
     run.add_argument("--output-dir", default=None, help="default: nas_pruning_runs/<task>")
     run.add_argument("--quick", action="store_true", help="small settings that finish in minutes on 2 CPU cores")
     run.set_defaults(func=cmd_run)

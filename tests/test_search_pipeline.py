@@ -67,6 +67,11 @@ def test_the_main_job_runs_end_to_end_on_minilm_and_real_rte(tmp_path, glue_path
             "--max-length", "64", "--threads", "2"]
     assert main(argv) == 0
     job = tmp_path / "job"
+    # plain fine-tuning, reordered by importance, is where the super-network starts
+    finetuned = json.loads((job / "finetuned" / "supernet.json").read_text())
+    assert finetuned["strategy"]["name"] == "standard" and finetuned["importance_examples"] == 512
+    supernet = json.loads((job / "supernet" / "supernet.json").read_text())
+    assert supernet["strategy"]["name"] == "full" and supernet["base_model"] == str(job / "finetuned")
     summary = json.loads((job / "search" / "summary.json").read_text())
     assert 0 <= summary["hypervolume"] <= 1 and (job / "search" / "front.png").stat().st_size > 0
     # --quick keeps the numbers it is given (not its 20); the Tuner may start one more before it stops
