@@ -10,9 +10,10 @@ hypervolume curves use *simulated* wall-clock time, the sum of the measured
 evaluation times of the configs a run asked for, as Syne Tune's simulator does.
 
     python benchmarks/weight_sharing.py                      # full scale (hours on 2 cores)
-    python benchmarks/weight_sharing.py --tasks stsb mrpc --num-evaluations 30 \\
+    python benchmarks/weight_sharing.py --tasks stsb mrpc rte --num-evaluations 30 \\
         --epochs 3 --learning-rate 1e-4 --warmup-ratio 0.1 --warm-start \\
-        --warm-start-learning-rate 1e-4 --max-validation-examples 400   # the run in docs/
+        --warm-start-learning-rate 1e-4 --importance-examples 512 \\
+        --max-validation-examples 400 --out docs/weight_sharing_importance   # the run in docs/
 
 Writes docs/weight_sharing.md, docs/weight_sharing_*.csv and PNGs. Work (super-
 networks, evaluation caches) goes to --work-dir, so an interrupted run resumes.
