@@ -93,8 +93,9 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     if "standard_nas" in args.methods and not (folder / "standard_nas" / "results.csv").is_file():
         standard_nas(
             task, model=args.model, optimizer="moasha", epochs=args.nas_epochs, max_wallclock_time=args.nas_time,
-            learning_rate=args.nas_learning_rate, seed=seed, data_dir=args.data_dir, max_train_examples=args.max_train_examples,
-            max_validation_examples=args.max_validation_examples, num_threads=args.threads,
+            learning_rate=args.nas_learning_rate, seed=seed, data_dir=args.data_dir,
+            max_train_examples=args.max_train_examples, max_validation_examples=args.max_validation_examples,
+            num_threads=args.threads,
             output_dir=folder / "standard_nas",
         )
     pruning = [m for m in args.methods if m != "standard_nas"]
