@@ -106,8 +106,9 @@ def finetune(
             net.to(data_parallel.device)
             train_loader = data_parallel.loader(data.train, tokenizer, batch_size, seed=seed)
         space = get_search_space(search_space, net.config) if search_space is not None else None
-        reorder_after = importance_examples > 0 and not strategy.needs_search_space
-        if importance_examples > 0 and not reorder_after:
+        # Sampled sub-networks must train in the new order; `standard` is scored once fine-tuned.
+        reorder_first = strategy.needs_search_space
+        if importance_examples > 0 and reorder_first:
             _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
 
         history = train_supernet(
@@ -122,7 +123,7 @@ def finetune(
             progress=progress,
             data_parallel=data_parallel,
         )
-        if reorder_after:
+        if importance_examples > 0 and not reorder_first:
             _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
         info = {
             "task": data.task.name,
