@@ -1,8 +1,9 @@
 """The four baselines next to weight-sharing NAS: MiniLM on RTE, MRPC and STS-B.
 
 For every task and seed: fine-tune MiniLM once (plain fine-tuning, the starting point
-of head pruning, layer dropping and retraining-free pruning), run the three pruning
-baselines on it, run standard NAS from the pre-trained model, and read the
+of head pruning, layer dropping and retraining-free pruning; or take the model
+--finetuned names), run the pruning baselines on it, with and without re-fine-tuning
+each pruned model, run standard NAS from the pre-trained model, and read the
 weight-sharing search of the same task and seed if its folder is given. Then per
 task: the hypervolume of every method and seed (`nas_pruning.pareto.hypervolume`,
 bounds joint over all methods and seeds of the task, reference point 1.1 in
@@ -13,6 +14,10 @@ Times are total compute from the pre-trained model: the pruning baselines' inclu
 the fine-tuning of their starting model, weight sharing's its super-network
 training, standard NAS's all of its trials.
 
+With --finetuned, every seed starts from the same fine-tuned model and keeps its
+train/validation split: the seed then varies what the method itself samples
+(importance and Fisher examples, re-fine-tuning order), not the starting point.
+
     python benchmarks/baselines.py                      # full scale (about a day, see --help)
     python benchmarks/baselines.py --quick              # RTE, one seed, small settings
     python benchmarks/baselines.py --methods head_pruning layer_drop --seeds 0
@@ -21,7 +26,9 @@ training, standard NAS's all of its trials.
 
 Every part checkpoints under --work-dir and a rerun skips or resumes finished parts.
 Writes docs/baselines.csv, docs/baselines.md, docs/baselines_rows.csv and
-docs/baselines_<task>_front.png, docs/baselines_<task>_hypervolume.png.
+docs/baselines_<task>_front.png, docs/baselines_<task>_hypervolume.png. Text below
+the line NOTES_MARK in an existing docs/baselines.md is kept when the table above
+it is rewritten.
 """
 
 from __future__ import annotations
@@ -46,7 +53,11 @@ from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_super
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-METHODS = ("standard_nas", "head_pruning", "layer_drop", "retraining_free")
+METHODS = (
+    "standard_nas", "head_pruning", "head_pruning+finetune", "layer_drop", "layer_drop+finetune", "retraining_free"
+)
+PRUNING_METHODS = METHODS[1:]
+NOTES_MARK = "<!-- notes: kept when the table above is regenerated -->"
 REFERENCE_POINT = 1.1
 OBJECTIVES = ("error", "params")
 
@@ -59,6 +70,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="pre-trained model (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--data-dir", default=os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "data" / "glue"))
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "baselines"), help="checkpoints and per-run tables")
+    parser.add_argument("--finetuned", default=None,
+                        help="starting model of the pruning baselines, a folder pattern with {task} (and {seed}); "
+                             "default: fine-tune one per task and seed under --work-dir")
     parser.add_argument("--search-results", default=None,
                         help="folder pattern of `nas-pruning search` outputs with {task} and {seed}, e.g. "
                              "'runs/search/{task}-seed{seed}' (added as method weight_sharing)")
@@ -72,7 +86,8 @@ def parse_args() -> argparse.Namespace:
     scale.add_argument("--max-validation-examples", type=int, default=None)
     scale.add_argument("--head-examples", type=int, default=512, help="head pruning: importance examples")
     scale.add_argument("--heads-per-step", type=int, default=None, help="head pruning: default 10%% of all heads")
-    scale.add_argument("--layer-drop-epochs", type=int, default=3, help="layer dropping: re-fine-tuning epochs")
+    scale.add_argument("--refinetune-epochs", type=int, default=3, help="+finetune methods: epochs per pruned model")
+    scale.add_argument("--refinetune-learning-rate", type=float, default=1e-4, help="+finetune methods: peak rate")
     scale.add_argument("--rfp-examples", type=int, default=2048, help="retraining-free: Fisher / tuning sample")
     scale.add_argument("--rfp-budgets", nargs="+", type=float, default=list(DEFAULT_BUDGETS))
     scale.add_argument("--nas-epochs", type=int, default=5, help="standard NAS: epochs per candidate (max_t)")
@@ -82,7 +97,7 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.tasks, args.seeds = ["rte"], [0]
         args.finetune_epochs, args.max_train_examples, args.max_validation_examples = 1, 400, 200
-        args.head_examples, args.heads_per_step, args.layer_drop_epochs = 64, 18, 0
+        args.head_examples, args.heads_per_step, args.refinetune_epochs = 64, 18, 1
         args.rfp_examples, args.rfp_budgets = 128, [0.5, 0.7, 0.9]
         args.nas_epochs, args.nas_time = 1, 300
     return args
@@ -101,34 +116,45 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     pruning = [m for m in args.methods if m != "standard_nas"]
     if not pruning:
         return
-    start = folder / "finetuned"
+    start = starting_model(args, task, seed, folder)
     if not (start / INFO_FILE).is_file():  # else done (an unfinished one resumes from its checkpoint)
         finetune(
             task, model=args.model, strategy="standard", search_space=None, output_dir=start, data_dir=args.data_dir,
             epochs=args.finetune_epochs, seed=seed, max_train_examples=args.max_train_examples,
             num_threads=args.threads,
         )
-    model, _ = load_supernet(start)
+    model, info = load_supernet(start)
     data = load_baseline_data(
-        task, load_tokenizer(start), args.data_dir, seed=seed, max_train_examples=args.max_train_examples,
-        max_validation_examples=args.max_validation_examples,
+        task, load_tokenizer(start), args.data_dir, seed=seed, split_seed=info["data"]["split_seed"],
+        max_train_examples=args.max_train_examples, max_validation_examples=args.max_validation_examples,
     )
-    if "head_pruning" in args.methods:
-        head_pruning(
-            model, data, heads_per_step=args.heads_per_step, num_examples=args.head_examples,
-            results_path=folder / "head_pruning.csv",
-        )
-    if "layer_drop" in args.methods:
-        refinetune = (
-            TrainingConfig(epochs=args.layer_drop_epochs, seed=seed, num_threads=args.threads)
-            if args.layer_drop_epochs > 0 else None
-        )
-        layer_drop(model, data, finetune=refinetune, results_path=folder / "layer_drop.csv")
-    if "retraining_free" in args.methods:
-        retraining_free(
-            model, data, budgets=args.rfp_budgets, num_examples=args.rfp_examples,
-            results_path=folder / "retraining_free.csv",
-        )
+    refinetune = TrainingConfig(
+        epochs=args.refinetune_epochs, learning_rate=args.refinetune_learning_rate, warmup_ratio=0.1, seed=seed,
+        num_threads=args.threads,
+    )
+    for method in pruning:
+        results_path = folder / results_file(method)
+        if method.startswith("head_pruning"):
+            head_pruning(
+                model, data, heads_per_step=args.heads_per_step, num_examples=args.head_examples,
+                finetune=refinetune if method.endswith("+finetune") else None, results_path=results_path,
+            )
+        elif method.startswith("layer_drop"):
+            layer_drop(model, data, finetune=refinetune if method.endswith("+finetune") else None,
+                       results_path=results_path)
+        else:
+            retraining_free(
+                model, data, budgets=args.rfp_budgets, num_examples=args.rfp_examples, results_path=results_path,
+            )
+
+
+def starting_model(args: argparse.Namespace, task: str, seed: int, folder: Path) -> Path:
+    """The fine-tuned model the pruning baselines of this task and seed start from."""
+    return Path(args.finetuned.format(task=task, seed=seed)) if args.finetuned else folder / "finetuned"
+
+
+def results_file(method: str) -> str:
+    return method.replace("+", "_") + ".csv"
 
 
 def collect(args: argparse.Namespace, task: str, seed: int, folder: Path) -> list[pd.DataFrame]:
@@ -137,9 +163,9 @@ def collect(args: argparse.Namespace, task: str, seed: int, folder: Path) -> lis
     nas = folder / "standard_nas" / "results.csv"
     if nas.is_file():
         tables.append(pd.read_csv(nas))
-    offset = training_seconds(folder / "finetuned")
-    for method in ("head_pruning", "layer_drop", "retraining_free"):
-        path = folder / f"{method}.csv"
+    offset = training_seconds(starting_model(args, task, seed, folder))
+    for method in PRUNING_METHODS:
+        path = folder / results_file(method)
         if path.is_file():
             table = pd.read_csv(path)
             table["wall_time"] += offset
@@ -233,7 +259,9 @@ def main() -> None:
         f"test. wall_time_s: total compute from the pre-trained model (fine-tuning / super-network training "
         f"included), mean over seeds. Settings: {' '.join(f'--{k}={v}' for k, v in sorted(vars(args).items()))}\n"
     )
-    (docs / "baselines.md").write_text(summary.to_markdown(index=False, floatfmt=".4f") + note)
+    report = docs / "baselines.md"
+    notes = (report.read_text().partition(NOTES_MARK)[2] if report.is_file() else "") or "\n"
+    report.write_text(summary.to_markdown(index=False, floatfmt=".4f") + note + f"\n{NOTES_MARK}{notes}")
     print(summary.to_string(index=False, float_format="%.4f"))
 
 

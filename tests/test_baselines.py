@@ -13,7 +13,7 @@ from conftest import tiny_model
 from transformers import AutoModelForSequenceClassification
 
 from nas_pruning.baselines.commands import add_commands
-from nas_pruning.baselines.data import BaselineData
+from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.head_pruning import head_importance, head_pruning
 from nas_pruning.baselines.layer_drop import layer_drop, top_layers_dropped
 from nas_pruning.baselines.mask_gradients import MaskGradients, mask_gradients
@@ -312,6 +312,30 @@ def test_standard_nas_runs_under_moasha(tmp_path, pretrained_folder, tiny_glue):
     assert (largest["params"] == 1.0).all() and largest["config_num_layers"].iloc[0] == 3
     assert (results["params"] > 0).all() and results["wall_time"].is_monotonic_increasing
     assert pd.read_csv(tmp_path / "nas" / "results.csv").shape == results.shape
+
+
+def test_a_method_seed_keeps_the_models_split(tmp_path):
+    """Seeds of a pruning method vary its samples, not which examples are validation."""
+    folder = tmp_path / "RTE"
+    folder.mkdir()
+    rows = [f"{i}\tsentence number {i}\tanother one {i}\t{'entailment' if i % 2 else 'not_entailment'}" for i in range(60)]
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text("\n".join(["index\tsentence1\tsentence2\tlabel", *rows]) + "\n")
+    tokenizer = load_tokenizer(None)
+
+    def data(seed, split_seed):
+        return load_baseline_data(
+            "rte", tokenizer, tmp_path, seed=seed, split_seed=split_seed, max_validation_examples=10, max_length=32
+        )
+
+    def ids(batches):
+        return sorted(map(tuple, torch.cat([b["input_ids"] for b in batches]).tolist()))
+
+    base, reseeded, resplit = data(0, 0), data(1, 0), data(1, None)
+    assert ids(reseeded.validation) == ids(base.validation)
+    assert ids(reseeded.train) == ids(base.train)
+    assert ids(reseeded.sample(8)) != ids(base.sample(8))
+    assert ids(resplit.validation) != ids(base.validation)
 
 
 # -- command line -------------------------------------------------------------------

@@ -89,7 +89,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, mode
     )
     parser.add_argument(
         "--seed", type=int, default=None,
-        help="seeds the 70/30 train/validation split and the method; default: the fine-tuned model's split seed, else 0",
+        help="seeds the method (importance samples, re-fine-tuning); default: the fine-tuned model's split seed, "
+             "else 0. The 70/30 train/validation split is always the model's, so its validation data stays unseen",
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=None, help="tokens per example (default: the model's, else 128)")
@@ -114,7 +115,8 @@ class _Run:
         torch.set_num_threads(args.threads or os.cpu_count())
         self.args = args
         split = _split_of(args.model)
-        self.seed = args.seed if args.seed is not None else split.get("split_seed", 0)
+        self.split_seed = split.get("split_seed", args.seed if args.seed is not None else 0)
+        self.seed = args.seed if args.seed is not None else self.split_seed
         self.data_dir = args.data_dir or split.get("data_dir")
         self.max_length = args.max_length or split.get("max_length", 128)
         self.output_dir = Path(args.output_dir or f"baselines/{args.task}-{args.baseline}-seed{self.seed}")
@@ -124,7 +126,7 @@ class _Run:
     def data(self) -> BaselineData:
         return load_baseline_data(
             self.args.task, load_tokenizer(self.args.model), self.data_dir, seed=self.seed,
-            batch_size=self.args.batch_size, max_train_examples=self.args.max_train_examples,
+            split_seed=self.split_seed, batch_size=self.args.batch_size, max_train_examples=self.args.max_train_examples,
             max_validation_examples=self.args.max_validation_examples, max_length=self.max_length,
         )
 

@@ -66,6 +66,7 @@ def load_baseline_data(
     tokenizer,
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    split_seed: int | None = None,
     batch_size: int = 32,
     max_train_examples: int | None = None,
     max_validation_examples: int | None = None,
@@ -73,16 +74,20 @@ def load_baseline_data(
 ) -> BaselineData:
     """A GLUE task split as in the paper (train 70/30 into train/validation, dev = test).
 
-    seed: seeds the split and the shuffling of the training batches; use the seed
-        the model was fine-tuned with, so that validation data stays unseen.
+    seed: seeds the order of the training batches, and so the importance / Fisher
+        samples and re-fine-tuning (the randomness of a pruning method).
+    split_seed: seeds the split, `max_train_examples` and the validation subsample
+        (default: `seed`); use the split seed the model was fine-tuned with, so that
+        validation data stays unseen whatever `seed` is.
     max_train_examples: keep this many random examples of the train part.
     max_validation_examples: score on this many random validation examples (faster,
         noisier); the test split is always used whole.
     max_length: tokens per example (longer texts are truncated).
     """
-    data = load_task(task, data_dir, seed=seed, max_train_examples=max_train_examples)
+    split_seed = seed if split_seed is None else split_seed
+    data = load_task(task, data_dir, seed=split_seed, max_train_examples=max_train_examples)
     if max_validation_examples is not None and max_validation_examples < len(data.validation):
-        validation = data.validation.shuffle(seed=seed).select(range(max_validation_examples))
+        validation = data.validation.shuffle(seed=split_seed).select(range(max_validation_examples))
         data = dataclasses.replace(data, validation=validation)
     data = encode(data, tokenizer, max_length)
     return BaselineData(
