@@ -89,6 +89,12 @@ def test_cli_rejects_bad_input_before_any_work():
         parser().parse_args(["cofi", "--target-examples", "many"])
 
 
+def test_cofi_commands_take_threads_like_the_other_commands():
+    for command in ("cofi", "cofi-search"):
+        assert parser().parse_args([command, "--threads", "3"]).num_threads == 3
+        assert parser().parse_args([command, "--num-threads", "2"]).num_threads == 2
+
+
 def test_data_uses_the_auxiliary_dev_split_when_there_is_no_train_split(glue_path):
     config = CoFiConfig(task="rte", aux_task="qnli", data_dir=str(glue_path), target_examples=16, max_aux_examples=40)
     data = load_transfer_data(config, load_tokenizer())

@@ -236,7 +236,7 @@ def test_trial_script_commands_ask_ray_for_the_requested_resources(monkeypatch, 
     commands = {
         "standard_nas.py": ["baseline", "standard-nas", "--task", "rte", "--model", str(pretrained_folder),
                             "--max-trials", "4", "--threads", "1"],
-        "cofi_transfer.py": ["cofi-search", "--task", "rte", "--num-threads", "1"],
+        "cofi_transfer.py": ["cofi-search", "--task", "rte", "--threads", "1"],
     }  # fmt: skip
     for script, argv in commands.items():
         ray_argv = ["--ray-address", "auto", "--cpus-per-trial", "3", "--gpus-per-trial", "0.5"]

@@ -19,8 +19,9 @@ DEFAULT_AUXILIARY = {"rte": "qnli", "mrpc": "stsb", "cola": "sst2"}
 SEARCHED_SETTINGS = ("target_sparsity", "coupling", "lambda_delta", "aux_task", "stage", "transfer")
 
 
-def _setting(default, help: str):
-    return field(default=default, metadata={"help": help})
+def _setting(default, help: str, alias: str | None = None):
+    """A dataclass field with its command-line help and an optional extra flag."""
+    return field(default=default, metadata={"help": help, "alias": alias})
 
 
 @dataclass
@@ -63,7 +64,9 @@ class CoFiConfig:
     latency_batch_size: int = _setting(32, "batch size of the speed measurement")
     latency_seq_len: int = _setting(128, "sequence length of the speed measurement")
     latency_repeats: int = _setting(3, "timed forward passes per speed measurement")
-    num_threads: int | None = _setting(None, "torch CPU threads (default: os.cpu_count())")
+    num_threads: int | None = _setting(
+        None, "torch CPU threads (default: os.cpu_count())", alias="--threads"  # the other commands' spelling
+    )
     device: str | None = _setting(None, "torch device (default: cuda if available, else cpu)")
     cache_dir: str | None = _setting(None, "folder caching fine-tuned teachers (default: ~/.cache/nas_pruning/cofi)")
 
@@ -140,6 +143,8 @@ class CoFiConfig:
             flags = [f"--{item.name.replace('_', '-')}"]
             if "_" in item.name:
                 flags.append(f"--{item.name}")
+            if item.metadata["alias"]:
+                flags.append(item.metadata["alias"])
             shown = ",".join(item.default) if isinstance(item.default, tuple) else item.default
             parser.add_argument(
                 *flags,
