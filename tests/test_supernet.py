@@ -416,19 +416,25 @@ def test_reordering_by_importance_keeps_what_the_model_computes(tmp_path, glue_p
         torch.testing.assert_close(ordered(**tiny_batch).logits, plain(**tiny_batch).logits)
 
 
-@pytest.mark.parametrize("strategy, order", [("sandwich", ["reorder", "train"]), ("standard", ["train", "reorder"])])
-def test_reordering_comes_before_sampling_strategies_and_after_standard(strategy, order, tmp_path, glue_path,
-                                                                         monkeypatch):
+@pytest.mark.parametrize("strategy, order, resumed_order", [
+    ("sandwich", ["reorder", "train"], ["train"]),  # the checkpoint holds the reordered weights
+    ("standard", ["train", "reorder"], ["train", "reorder"]),  # it holds the weights before reordering
+])
+def test_reordering_comes_before_sampling_strategies_and_after_standard(strategy, order, resumed_order, tmp_path,
+                                                                         glue_path, monkeypatch):
     from nas_pruning.supernet import pipeline
 
     calls = []
     monkeypatch.setattr(pipeline, "reorder_by_importance", lambda *args: calls.append("reorder"))
     train = pipeline.train_supernet
     monkeypatch.setattr(pipeline, "train_supernet", lambda *a, **k: calls.append("train") or train(*a, **k))
-    finetune("rte", model=_tiny_folder(tmp_path), strategy=strategy, output_dir=tmp_path / "out",
-             data_dir=glue_path, epochs=1, batch_size=8, max_train_examples=8, max_length=32, num_threads=1,
-             progress=False, importance_examples=4, validate_subnetworks=False)
-    assert calls == order
+    model = _tiny_folder(tmp_path)
+    for expected in (order, resumed_order):
+        calls.clear()
+        finetune("rte", model=model, strategy=strategy, output_dir=tmp_path / "out",
+                 data_dir=glue_path, epochs=1, batch_size=8, max_train_examples=8, max_length=32, num_threads=1,
+                 progress=False, importance_examples=4, validate_subnetworks=False)
+        assert calls == expected
 
 
 def test_finetune_rejects_a_negative_importance_sample():

@@ -17,7 +17,7 @@ from nas_pruning.supernet.config import TrainingConfig
 from nas_pruning.supernet.distributed import data_parallel_from_environment
 from nas_pruning.supernet.storage import save_supernet
 from nas_pruning.supernet.strategies import Strategy, as_strategy
-from nas_pruning.supernet.trainer import train_supernet
+from nas_pruning.supernet.trainer import has_checkpoint, train_supernet
 from nas_pruning.tasks import encode, load_task, make_loader
 
 VAL_FRACTION = 0.3
@@ -107,8 +107,9 @@ def finetune(
             train_loader = data_parallel.loader(data.train, tokenizer, batch_size, seed=seed)
         space = get_search_space(search_space, net.config) if search_space is not None else None
         # Sampled sub-networks must train in the new order; `standard` is scored once fine-tuned.
+        # A checkpoint of a sampling strategy already holds the reordered weights.
         reorder_first = strategy.needs_search_space
-        if importance_examples > 0 and reorder_first:
+        if importance_examples > 0 and reorder_first and not has_checkpoint(output_dir):
             _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
 
         history = train_supernet(

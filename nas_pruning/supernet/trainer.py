@@ -36,6 +36,11 @@ from nas_pruning.tasks import Task
 CHECKPOINT_DIR = "checkpoint"
 
 
+def has_checkpoint(output_dir: str | os.PathLike | None) -> bool:
+    """Whether `train_supernet(..., output_dir=output_dir)` would resume from a checkpoint."""
+    return output_dir is not None and (Path(output_dir) / CHECKPOINT_DIR / Checkpoint.FILE).is_file()
+
+
 def train_supernet(
     model: nn.Module,
     train_loader: Iterable[dict[str, torch.Tensor]],
@@ -102,7 +107,7 @@ def train_supernet(
     if data_parallel is not None:
         setup["data_parallel_ranks"] = data_parallel.world_size
     checkpoint = Checkpoint(Path(output_dir) / CHECKPOINT_DIR, setup) if output_dir is not None else None
-    resume = checkpoint is not None and checkpoint.exists()
+    resume = has_checkpoint(output_dir)
     if data_parallel is not None:
         data_parallel.check_same_on_all_ranks(resume, f"whether a checkpoint exists in {output_dir}")
     if resume:
