@@ -146,12 +146,13 @@ class CoFiConfig:
             if item.metadata["alias"]:
                 flags.append(item.metadata["alias"])
             shown = ",".join(item.default) if isinstance(item.default, tuple) else item.default
+            text = item.metadata["help"]
             parser.add_argument(
                 *flags,
                 dest=item.name,
                 type=_parser_for(hints[item.name]),
                 default=item.default,
-                help=f"{item.metadata['help']} (default: {shown})",
+                help=text if "default" in text else f"{text} (default: {shown})",  # some say what None means
             )
 
     @classmethod
