@@ -89,9 +89,6 @@ class Checkpoint:
     def path(self) -> Path:
         return self.directory / self.FILE
 
-    def exists(self) -> bool:
-        return self.path.is_file()
-
     def save(
         self,
         model: nn.Module,
