@@ -173,7 +173,8 @@ def main() -> None:
                         help="weight-sharing strategies start from the `standard` super-network (needs it)")
     parser.add_argument("--warm-start-epochs", type=int, default=2)
     parser.add_argument("--warm-start-learning-rate", type=float, default=5e-5)
-    parser.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps warming the learning rate up")
+    parser.add_argument("--warmup-ratio", type=float, default=0.0,
+                        help="fraction of steps warming the learning rate up")
     parser.add_argument("--importance-examples", type=int, default=0,
                         help="reorder heads and units by importance on this many training examples (see finetune)")
     parser.add_argument("--max-train-examples", type=int, default=None)
@@ -209,7 +210,8 @@ def main() -> None:
             fronts[strategy] = pareto_front(union.drop(columns="trial_id"))
             for optimizer in args.optimizers:
                 curves[f"{strategy}/{optimizer}"] = [
-                    hypervolume_over_time(r, time_column="sim_time") for r in runs if r["optimizer"].iloc[0] == optimizer
+                    hypervolume_over_time(r, time_column="sim_time")
+                    for r in runs if r["optimizer"].iloc[0] == optimizer
                 ]
             # The best front member with half the encoder removed (ratio ~0.77 for MiniLM), scored on test.
             half = select_member(fronts[strategy], max_params=args.half_ratio)
@@ -238,9 +240,9 @@ def main() -> None:
     summary = volumes.groupby(["task", "strategy", "optimizer"]).agg(["mean", "std"]).reset_index()
     summary.to_csv(args.out.parent / f"{args.out.name}_hypervolume.csv", index=False)
     quality = pd.DataFrame(quality)
+    unpruned = quality[quality.strategy == "standard"].groupby("task").full_test_metric.first()
     quality["half_over_unpruned"] = [
-        row.half_test_metric / quality[(quality.task == row.task) & (quality.strategy == "standard")].full_test_metric.iloc[0]
-        if "standard" in set(quality.strategy) else np.nan
+        row.half_test_metric / unpruned[row.task] if row.task in unpruned.index else np.nan
         for row in quality.itertuples()
     ]
     quality = merged(quality, args, "quality")
