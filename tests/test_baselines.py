@@ -318,7 +318,8 @@ def test_a_method_seed_keeps_the_models_split(tmp_path):
     """Seeds of a pruning method vary its samples, not which examples are validation."""
     folder = tmp_path / "RTE"
     folder.mkdir()
-    rows = [f"{i}\tsentence number {i}\tanother one {i}\t{'entailment' if i % 2 else 'not_entailment'}" for i in range(60)]
+    labels = ("not_entailment", "entailment")
+    rows = [f"{i}\tsentence number {i}\tanother one {i}\t{labels[i % 2]}" for i in range(60)]
     for name in ("train.tsv", "dev.tsv"):
         (folder / name).write_text("\n".join(["index\tsentence1\tsentence2\tlabel", *rows]) + "\n")
     tokenizer = load_tokenizer(None)

@@ -126,7 +126,8 @@ class _Run:
     def data(self) -> BaselineData:
         return load_baseline_data(
             self.args.task, load_tokenizer(self.args.model), self.data_dir, seed=self.seed,
-            split_seed=self.split_seed, batch_size=self.args.batch_size, max_train_examples=self.args.max_train_examples,
+            split_seed=self.split_seed, batch_size=self.args.batch_size,
+            max_train_examples=self.args.max_train_examples,
             max_validation_examples=self.args.max_validation_examples, max_length=self.max_length,
         )
 
