@@ -17,6 +17,8 @@ training, standard NAS's all of its trials.
 With --finetuned, every seed starts from the same fine-tuned model and keeps its
 train/validation split: the seed then varies what the method itself samples
 (importance and Fisher examples, re-fine-tuning order), not the starting point.
+Standard NAS then uses that split too (its seed varies the optimizer and the
+candidates' training), so every method is scored on the same validation examples.
 
     python benchmarks/baselines.py                      # full scale (about a day, see --help)
     python benchmarks/baselines.py --quick              # RTE, one seed, small settings
@@ -49,7 +51,7 @@ from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_fr
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.models import load_tokenizer
 from nas_pruning.pareto import hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume
-from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet, training_seconds
+from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet, read_info, training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -108,7 +110,8 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     if "standard_nas" in args.methods and not (folder / "standard_nas" / "results.csv").is_file():
         standard_nas(
             task, model=args.model, optimizer="moasha", epochs=args.nas_epochs, max_wallclock_time=args.nas_time,
-            learning_rate=args.nas_learning_rate, seed=seed, data_dir=args.data_dir,
+            learning_rate=args.nas_learning_rate, seed=seed, split_seed=split_seed(args, task, seed),
+            data_dir=args.data_dir,
             max_train_examples=args.max_train_examples, max_validation_examples=args.max_validation_examples,
             num_threads=args.threads,
             output_dir=folder / "standard_nas",
@@ -151,6 +154,11 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
 def starting_model(args: argparse.Namespace, task: str, seed: int, folder: Path) -> Path:
     """The fine-tuned model the pruning baselines of this task and seed start from."""
     return Path(args.finetuned.format(task=task, seed=seed)) if args.finetuned else folder / "finetuned"
+
+
+def split_seed(args: argparse.Namespace, task: str, seed: int) -> int:
+    """The train/validation split of this task and seed: the given fine-tuned model's, else the seed."""
+    return read_info(starting_model(args, task, seed, Path()))["data"]["split_seed"] if args.finetuned else seed
 
 
 def results_file(method: str) -> str:

@@ -28,6 +28,7 @@ from nas_pruning.baselines.retraining_free import (
     retraining_free,
     search_masks,
 )
+from nas_pruning.baselines import standard_nas as standard_nas_module
 from nas_pruning.baselines.standard_nas import standard_nas, train_candidate
 from nas_pruning.models import SubNetwork, count_parameters, extract_subnetwork, get_adapter, load_tokenizer
 from nas_pruning.models.importance import importance_scores
@@ -298,12 +299,31 @@ def test_standard_nas_trial_reports_every_epoch(pretrained_folder, tiny_glue, ca
     assert all(0.0 <= r["error"] <= 1.0 and 0.0 <= r["test_error"] <= 1.0 for r in reports)
 
 
+def test_standard_nas_trial_keeps_the_given_split(monkeypatch, pretrained_folder, tiny_glue):
+    """Standard NAS at another seed is scored on the validation examples of the split it is given."""
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return load_baseline_data(*args, **kwargs)
+
+    monkeypatch.setattr(standard_nas_module, "load_baseline_data", spy)
+    config = dict(
+        num_layers=1, num_heads=1, num_units=1, task="rte", model=str(pretrained_folder), epochs=1, seed=1,
+        split_seed=0, data_dir=str(tiny_glue), batch_size=8, learning_rate=1e-3, max_length=32, num_threads=1,
+    )
+    train_candidate(config)
+    assert [(call["seed"], call["split_seed"]) for call in calls] == [(1, 0)]
+
+
 @pytest.mark.integration
 def test_standard_nas_runs_under_moasha(tmp_path, pretrained_folder, tiny_glue):
     results = standard_nas(
         "rte", model=str(pretrained_folder), optimizer="moasha", epochs=2, max_trials=2, n_workers=2, data_dir=tiny_glue,
-        batch_size=8, learning_rate=1e-3, max_length=32, num_threads=1, output_dir=tmp_path / "nas",
+        batch_size=8, learning_rate=1e-3, max_length=32, num_threads=1, output_dir=tmp_path / "nas", seed=1,
+        split_seed=0,
     )
+    assert (results["config_split_seed"] == 0).all() and (results["config_seed"] == 1).all()
     assert list(results.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert results["trial_id"].nunique() >= 2
     assert set(results["method"]) == {"standard_nas"}

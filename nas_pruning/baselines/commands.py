@@ -48,6 +48,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     nas.add_argument("--max-trials", type=int, default=None, help="stop once this many candidates finished")
     nas.add_argument("--max-time", type=float, default=None, help="time limit in seconds")
     nas.add_argument("--workers", type=int, default=1, help="candidates trained in parallel")
+    nas.add_argument(
+        "--split-seed", type=int, default=None,
+        help="seeds the 70/30 train/validation split (default: --seed); give the split seed of the fine-tuned "
+             "model the other baselines start from, so that all are scored on the same validation examples",
+    )
     add_ray_arguments(nas)
     nas.set_defaults(func=_run_standard_nas)
 
@@ -199,8 +204,9 @@ def _run_standard_nas(args: argparse.Namespace) -> None:
         raise ValueError("standard-nas does not keep its candidates; --save-models applies to the other baselines")
     results = standard_nas(
         args.task, model=args.model, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
-        max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, data_dir=run.data_dir,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, max_train_examples=args.max_train_examples,
+        max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, split_seed=args.split_seed,
+        data_dir=run.data_dir, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        max_train_examples=args.max_train_examples,
         max_validation_examples=args.max_validation_examples, max_length=run.max_length, num_threads=args.threads,
         output_dir=run.output_dir, **ray_options(args),
     )

@@ -62,6 +62,7 @@ TRIAL_SETTINGS: dict[str, tuple[type, Any]] = {
     "model": (str, None),
     "epochs": (int, 5),
     "seed": (int, 0),
+    "split_seed": (int, None),
     "data_dir": (str, None),
     "batch_size": (int, 32),
     "learning_rate": (float, 2e-5),
@@ -82,7 +83,8 @@ def train_candidate(config: dict[str, Any], checkpoint_dir: str | os.PathLike | 
     torch.set_num_threads(config.get("num_threads") or os.cpu_count())
     tokenizer = load_tokenizer(config["model"])
     data = load_baseline_data(
-        config["task"], tokenizer, config.get("data_dir"), seed=config["seed"], batch_size=config["batch_size"],
+        config["task"], tokenizer, config.get("data_dir"), seed=config["seed"], split_seed=config.get("split_seed"),
+        batch_size=config["batch_size"],
         max_train_examples=config.get("max_train_examples"),
         max_validation_examples=config.get("max_validation_examples"), max_length=config["max_length"],
     )
@@ -119,6 +121,7 @@ def standard_nas(
     max_wallclock_time: float | None = None,
     n_workers: int = 1,
     seed: int = 0,
+    split_seed: int | None = None,
     data_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
     learning_rate: float = 2e-5,
@@ -143,7 +146,10 @@ def standard_nas(
         (completed, stopped early or failed) / after this many seconds (at least one
         is required); trials still running then are stopped.
     n_workers: trials run in parallel (each uses `num_threads` CPU threads).
-    seed: seeds the optimizer, the data split and every trial's training.
+    seed: seeds the optimizer and every trial's training.
+    split_seed: seeds the 70/30 train/validation split (default: `seed`); pass the split
+        seed of the fine-tuned model the other methods start from, so that every
+        method is scored on the same validation examples.
     output_dir: write the results table to `output_dir/results.csv` and Syne Tune's
         record (trial logs and checkpoints) to `output_dir/syne-tune/`; None leaves
         the record in Syne Tune's default folder (env SYNETUNE_FOLDER or ~/syne-tune).
@@ -164,8 +170,9 @@ def standard_nas(
     model_path = resolve_model_path(model)
     space = get_search_space(SEARCH_SPACE, AutoConfig.from_pretrained(model_path, trust_remote_code=True))
     settings = {
-        "task": task, "model": model_path, "epochs": epochs, "seed": seed, "data_dir": data_dir,
-        "batch_size": batch_size, "learning_rate": learning_rate, "max_train_examples": max_train_examples,
+        "task": task, "model": model_path, "epochs": epochs, "seed": seed, "split_seed": split_seed,
+        "data_dir": data_dir, "batch_size": batch_size, "learning_rate": learning_rate,
+        "max_train_examples": max_train_examples,
         "max_validation_examples": max_validation_examples, "max_length": max_length,
         "num_threads": ray_trials.threads(num_threads),
     }

@@ -11,7 +11,7 @@ from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
 from nas_pruning.supernet.config import TrainingConfig
 from nas_pruning.supernet.losses import DistillationLoss, task_loss
 from nas_pruning.supernet.pipeline import finetune
-from nas_pruning.supernet.storage import INFO_FILE, load_supernet, save_supernet, training_seconds
+from nas_pruning.supernet.storage import INFO_FILE, load_supernet, read_info, save_supernet, training_seconds
 from nas_pruning.supernet.strategies import (
     STRATEGIES,
     Pass,
@@ -38,6 +38,7 @@ __all__ = [
     "get_strategy",
     "load_supernet",
     "random_subnetwork",
+    "read_info",
     "save_supernet",
     "smallest_subnetwork",
     "task_loss",

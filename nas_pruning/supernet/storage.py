@@ -34,17 +34,21 @@ def save_supernet(path: str | os.PathLike, model: nn.Module, info: dict[str, Any
     return folder
 
 
-def load_supernet(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """The super-network saved in folder `path` (in eval mode) and its supernet.json record."""
-    folder = Path(path)
-    info_file = folder / INFO_FILE
+def read_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The supernet.json record of the super-network (or fine-tuned model) in folder `path`."""
+    info_file = Path(path) / INFO_FILE
     if not info_file.is_file():
         raise FileNotFoundError(
-            f"{folder} is not a super-network folder: it has no {INFO_FILE} "
+            f"{path} is not a super-network folder: it has no {INFO_FILE} "
             f"(`nas-pruning finetune` / nas_pruning.supernet.finetune write them)"
         )
-    info = json.loads(info_file.read_text())
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    return json.loads(info_file.read_text())
+
+
+def load_supernet(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """The super-network saved in folder `path` (in eval mode) and its supernet.json record."""
+    info = read_info(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
     return model.eval(), info
 
 
