@@ -50,7 +50,9 @@ from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_free
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.models import load_tokenizer
-from nas_pruning.pareto import hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume
+from nas_pruning.pareto import (
+    hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume,
+)
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet, read_info, training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +72,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--model", default=None, help="pre-trained model (default: bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--data-dir", default=os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "data" / "glue"))
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "data" / "glue")
+    )
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "baselines"), help="checkpoints and per-run tables")
     parser.add_argument("--finetuned", default=None,
                         help="starting model of the pruning baselines, a folder pattern with {task} (and {seed}); "
@@ -226,7 +230,9 @@ def summarise(rows: pd.DataFrame, docs: Path) -> pd.DataFrame:
                 "hypervolume": np.mean(list(volumes.values())),
                 "hypervolume_std": np.std(list(volumes.values())),
                 "test_hypervolume": np.nanmean(test_volumes) if not test_rows.empty else np.nan,
-                "models": np.mean([run["trial_id"].nunique() if "trial_id" in run else len(run) for run in runs.values()]),
+                "models": np.mean(
+                    [run["trial_id"].nunique() if "trial_id" in run else len(run) for run in runs.values()]
+                ),
                 "wall_time_s": np.mean([run["wall_time"].max() for run in runs.values()]),
             })
         plot_front(fronts, docs / f"baselines_{task}_front.png", OBJECTIVES)

@@ -94,7 +94,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", help="comma-separated seeds")
     parser.add_argument("--variants", help=f"a group ({', '.join(GROUPS)}) or comma-separated of {list(VARIANTS)}")
     parser.add_argument("--target-examples", type=int, default=1000)
-    integers = ("max_length", "teacher_epochs", "prune_epochs", "finetune_epochs", "max_aux_examples", "max_eval_examples")
+    integers = (
+        "max_length", "teacher_epochs", "prune_epochs", "finetune_epochs", "max_aux_examples", "max_eval_examples",
+    )
     for name in integers:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int)
     for name in ("gate_learning_rate", "lambda_learning_rate"):

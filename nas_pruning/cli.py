@@ -62,12 +62,16 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strategy", default="full", choices=sorted(STRATEGIES), help="super-network training strategy")
+    parser.add_argument(
+        "--strategy", default="full", choices=sorted(STRATEGIES), help="super-network training strategy"
+    )
     parser.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
-    parser.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps warming the learning rate up")
+    parser.add_argument(
+        "--warmup-ratio", type=float, default=0.0, help="fraction of steps warming the learning rate up"
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
     parser.add_argument(
         "--distill-task-weight", type=float, default=0.0,

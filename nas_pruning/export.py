@@ -33,7 +33,9 @@ def export_member(
     search_dir = Path(search_dir)
     summary_file = search_dir / SEARCH_SETTINGS_FILE
     if not summary_file.is_file():
-        raise FileNotFoundError(f"{search_dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)")
+        raise FileNotFoundError(
+            f"{search_dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)"
+        )
     summary = json.loads(summary_file.read_text())
     front = pd.read_csv(search_dir / "pareto.csv")
     if index is None and max_params is None:

@@ -202,7 +202,9 @@ class LargeSearchSpace(SearchSpace):
             return config
         heads, units = _at_least_one(fraction, d.num_heads), _at_least_one(fraction, d.intermediate_size)
         config = {f"head_{i}_{h}": int(h < heads) for i in range(d.num_layers) for h in range(d.num_heads)}
-        config.update({f"unit_{i}_{u}": int(u < units) for i in range(d.num_layers) for u in range(d.intermediate_size)})
+        config.update(
+            {f"unit_{i}_{u}": int(u < units) for i in range(d.num_layers) for u in range(d.intermediate_size)}
+        )
         return config
 
 

@@ -108,7 +108,8 @@ def test_head_pruning_removes_heads_in_importance_order(data):
     # Step 1, checked against Michel et al.'s importance on single examples, normalised per layer.
     scores, _ = importance_scores(model, single_examples(sample))
     scores = scores / scores.norm(dim=1, keepdim=True)
-    assert set(torch.nonzero(~masks[1].flatten()).flatten().tolist()) == set(torch.argsort(scores.flatten())[:3].tolist())
+    removed = set(torch.nonzero(~masks[1].flatten()).flatten().tolist())
+    assert removed == set(torch.argsort(scores.flatten())[:3].tolist())
     # Later steps: the removed heads are the least important of the network pruned so far.
     for before, after in zip(masks[1:-2], masks[2:-1]):  # the last step removes all that is left
         importance = head_importance(model, sample, SubNetwork(before, torch.ones(3, 12, dtype=torch.bool)))
@@ -154,7 +155,8 @@ def test_layer_drop_with_refinetuning(tmp_path, data):
     assert set(results["method"]) == {"layer_drop+finetune"}
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the source is untouched
     dropped = extract_subnetwork(model, top_layers_dropped(get_adapter(model).dims(model.config), 2))
-    finetuned = AutoModelForSequenceClassification.from_pretrained(results["model_path"].iloc[2], trust_remote_code=True)
+    path = results["model_path"].iloc[2]
+    finetuned = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
     assert results["params"].iloc[2] == numel(finetuned) / numel(model) == numel(dropped) / numel(model)
     assert any(not torch.equal(a, b) for a, b in zip(finetuned.state_dict().values(), dropped.state_dict().values()))
 
@@ -319,9 +321,9 @@ def test_standard_nas_trial_keeps_the_given_split(monkeypatch, pretrained_folder
 @pytest.mark.integration
 def test_standard_nas_runs_under_moasha(tmp_path, pretrained_folder, tiny_glue):
     results = standard_nas(
-        "rte", model=str(pretrained_folder), optimizer="moasha", epochs=2, max_trials=2, n_workers=2, data_dir=tiny_glue,
-        batch_size=8, learning_rate=1e-3, max_length=32, num_threads=1, output_dir=tmp_path / "nas", seed=1,
-        split_seed=0,
+        "rte", model=str(pretrained_folder), optimizer="moasha", epochs=2, max_trials=2, n_workers=2,
+        data_dir=tiny_glue, batch_size=8, learning_rate=1e-3, max_length=32, num_threads=1,
+        output_dir=tmp_path / "nas", seed=1, split_seed=0,
     )
     assert (results["config_split_seed"] == 0).all() and (results["config_seed"] == 1).all()
     assert list(results.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)

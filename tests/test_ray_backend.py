@@ -222,7 +222,9 @@ class RayBackendRequested(Exception):
     """Raised by a stand-in RayScriptBackend with the script and resources a command asked for."""
 
 
-def test_trial_script_commands_ask_ray_for_the_requested_resources(monkeypatch, tmp_path, pretrained_folder):  # noqa: F811
+def test_trial_script_commands_ask_ray_for_the_requested_resources(
+    monkeypatch, tmp_path, pretrained_folder,  # noqa: F811
+):
     pytest.importorskip("ray")  # the options check that Ray is installed; none is started here
 
     def stand_in(entry_point, **resources):

@@ -17,7 +17,8 @@ def evaluator():
     model = tiny_model("bert", num_labels=2)
     batches = random_batches(3, 8)
     space = get_search_space("small", model.config)
-    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch={"input_ids": batches[-1]["input_ids"]})
+    latency_batch = {"input_ids": batches[-1]["input_ids"]}
+    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch=latency_batch)
 
 
 def test_evaluator_scores_match_the_extracted_subnetwork(evaluator):

@@ -226,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One CoFi(-transfer) trial, reporting to Syne Tune.")
     CoFiConfig.add_arguments(parser)
     parser.add_argument("--st_checkpoint_dir", default=None, help="set by Syne Tune: this trial's checkpoint folder")
-    parser.add_argument("--output-dir", "--output_dir", default=None, help="results folder (default: beside checkpoints)")
+    parser.add_argument(
+        "--output-dir", "--output_dir", default=None, help="results folder (default: beside checkpoints)"
+    )
     args = parser.parse_args(argv)
     if args.output_dir is None and args.st_checkpoint_dir is None:
         parser.error("pass --output-dir (Syne Tune passes --st_checkpoint_dir instead)")

@@ -98,14 +98,18 @@ def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, mode
              "else 0. The 70/30 train/validation split is always the model's, so its validation data stays unseen",
     )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=None, help="tokens per example (default: the model's, else 128)")
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="tokens per example (default: the model's, else 128)"
+    )
     parser.add_argument("--max-train-examples", type=int, default=None, help="use a random subset of the train part")
     parser.add_argument(
         "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--output-dir", default=None, help="default: baselines/<task>-<method>-seed<seed>")
-    parser.add_argument("--save-models", action="store_true", help="also save every pruned model under output-dir/models")
+    parser.add_argument(
+        "--save-models", action="store_true", help="also save every pruned model under output-dir/models"
+    )
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:

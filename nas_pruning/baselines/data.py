@@ -46,7 +46,8 @@ class BaselineData:
     def score(self, model: nn.Module) -> dict[str, float]:
         """`error` and `metric` on validation, `test_error` and `test_metric` on test."""
         validation = evaluate(model, self.validation, self.task)
-        test = evaluate(model, self.test, self.task) if self.test is not None else {"error": math.nan, "metric": math.nan}
+        no_test = {"error": math.nan, "metric": math.nan}
+        test = evaluate(model, self.test, self.task) if self.test is not None else no_test
         return {
             "error": validation["error"],
             "metric": validation["metric"],

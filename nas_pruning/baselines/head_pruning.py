@@ -118,7 +118,8 @@ def head_pruning(
 
     if table.rows:
         last = table.rows[-1]
-        step, start = int(last["step"]), SubNetwork(_mask_from_string(last["head_mask"]), SubNetwork.full(dims).ffn_mask)
+        step = int(last["step"])
+        start = SubNetwork(_mask_from_string(last["head_mask"]), SubNetwork.full(dims).ffn_mask)
     else:
         step, start = 0, SubNetwork.full(dims)
         record(step, start)

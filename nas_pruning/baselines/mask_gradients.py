@@ -106,8 +106,8 @@ def mask_gradients(
             for batch in tqdm(batches, desc="mask gradients", disable=not progress):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 size = len(batch["labels"])
-                gates.heads = {i: torch.ones(size, len(h), device=device, requires_grad=True) for i, h in kept_heads.items()}
-                gates.units = {i: torch.ones(size, len(u), device=device, requires_grad=True) for i, u in kept_units.items()}
+                gates.heads = {i: _ones(size, len(h), device) for i, h in kept_heads.items()}
+                gates.units = {i: _ones(size, len(u), device) for i, u in kept_units.items()}
                 # The model's loss is a mean over the batch; times its size it is the sum.
                 loss = model(**batch).loss * size
                 grads = iter(torch.autograd.grad(loss, list(gates.heads.values()) + list(gates.units.values())))
@@ -126,3 +126,8 @@ def mask_gradients(
     if not head_grads:
         raise ValueError("mask_gradients got no examples: the batches are empty")
     return MaskGradients(torch.cat(head_grads), torch.cat(unit_grads))
+
+
+def _ones(size: int, width: int, device: torch.device | str) -> torch.Tensor:
+    """Gates at 1 (the unchanged model) whose gradient is the mask gradient."""
+    return torch.ones(size, width, device=device, requires_grad=True)

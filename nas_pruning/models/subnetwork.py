@@ -63,7 +63,8 @@ class SubNetwork:
         """Keep the first `num_heads[i]` heads and first `num_units[i]` units of layer i."""
         if len(num_heads) != dims.num_layers or len(num_units) != dims.num_layers:
             raise ValueError(
-                f"expected {dims.num_layers} per-layer counts, got {len(num_heads)} head and {len(num_units)} unit counts"
+                f"expected {dims.num_layers} per-layer counts, "
+                f"got {len(num_heads)} head and {len(num_units)} unit counts"
             )
         for i, (h, u) in enumerate(zip(num_heads, num_units)):
             if not 0 <= h <= dims.num_heads:
