@@ -77,8 +77,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "baselines"), help="checkpoints and per-run tables")
     parser.add_argument("--finetuned", default=None,
-                        help="starting model of the pruning baselines, a folder pattern with {task} (and {seed}); "
-                             "default: fine-tune one per task and seed under --work-dir")
+                        help="starting model of the pruning baselines, a folder pattern with {task} (and {seed}), "
+                             "fine-tuned there first if missing; standard NAS uses its split. "
+                             "Default: fine-tune one per task and seed under --work-dir")
     parser.add_argument("--search-results", default=None,
                         help="folder pattern of `nas-pruning search` outputs with {task} and {seed}, e.g. "
                              "'runs/search/{task}-seed{seed}' (added as method weight_sharing)")
@@ -114,7 +115,7 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     if "standard_nas" in args.methods and not (folder / "standard_nas" / "results.csv").is_file():
         standard_nas(
             task, model=args.model, optimizer="moasha", epochs=args.nas_epochs, max_wallclock_time=args.nas_time,
-            learning_rate=args.nas_learning_rate, seed=seed, split_seed=split_seed(args, task, seed),
+            learning_rate=args.nas_learning_rate, seed=seed, split_seed=split_seed(args, task, seed, folder),
             data_dir=args.data_dir,
             max_train_examples=args.max_train_examples, max_validation_examples=args.max_validation_examples,
             num_threads=args.threads,
@@ -123,13 +124,7 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     pruning = [m for m in args.methods if m != "standard_nas"]
     if not pruning:
         return
-    start = starting_model(args, task, seed, folder)
-    if not (start / INFO_FILE).is_file():  # else done (an unfinished one resumes from its checkpoint)
-        finetune(
-            task, model=args.model, strategy="standard", search_space=None, output_dir=start, data_dir=args.data_dir,
-            epochs=args.finetune_epochs, seed=seed, max_train_examples=args.max_train_examples,
-            num_threads=args.threads,
-        )
+    start = prepare_starting_model(args, task, seed, folder)
     model, info = load_supernet(start)
     data = load_baseline_data(
         task, load_tokenizer(start), args.data_dir, seed=seed, split_seed=info["data"]["split_seed"],
@@ -160,9 +155,22 @@ def starting_model(args: argparse.Namespace, task: str, seed: int, folder: Path)
     return Path(args.finetuned.format(task=task, seed=seed)) if args.finetuned else folder / "finetuned"
 
 
-def split_seed(args: argparse.Namespace, task: str, seed: int) -> int:
-    """The train/validation split of this task and seed: the given fine-tuned model's, else the seed."""
-    return read_info(starting_model(args, task, seed, Path()))["data"]["split_seed"] if args.finetuned else seed
+def prepare_starting_model(args: argparse.Namespace, task: str, seed: int, folder: Path) -> Path:
+    """The starting model, fine-tuned first if it is not there yet."""
+    start = starting_model(args, task, seed, folder)
+    if not (start / INFO_FILE).is_file():  # else done (an unfinished one resumes from its checkpoint)
+        finetune(
+            task, model=args.model, strategy="standard", search_space=None, output_dir=start, data_dir=args.data_dir,
+            epochs=args.finetune_epochs, seed=seed, max_train_examples=args.max_train_examples,
+            num_threads=args.threads,
+        )
+    return start
+
+
+def split_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> int:
+    """The train/validation split of this task and seed: the --finetuned model's (so every method is scored on
+    the same validation examples), else the seed."""
+    return read_info(prepare_starting_model(args, task, seed, folder))["data"]["split_seed"] if args.finetuned else seed
 
 
 def results_file(method: str) -> str:
