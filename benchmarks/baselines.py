@@ -84,6 +84,10 @@ def parse_args() -> argparse.Namespace:
                         help="folder pattern of `nas-pruning search` outputs with {task} and {seed}, e.g. "
                              "'runs/search/{task}-seed{seed}' (added as method weight_sharing)")
     parser.add_argument("--report-only", action="store_true", help="only build tables and plots from existing runs")
+    parser.add_argument("--earlier-rows", default=None,
+                        help="a rows table an earlier report wrote (e.g. docs/baselines_rows.csv): its rows of the "
+                             "chosen tasks and seeds join the report wherever --work-dir has no results for that "
+                             "task, seed and method, so a lost or partial work dir keeps what was measured")
     parser.add_argument("--docs", default=str(DOCS), help="where tables and plots go")
     parser.add_argument("--quick", action="store_true", help="RTE, seed 0 and the small settings below")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -213,6 +217,17 @@ def read_search(folder: Path) -> list[pd.DataFrame]:
     return [results]
 
 
+def earlier_rows(path: Path, tables: list[pd.DataFrame], tasks: list[str], seeds: list[int]) -> pd.DataFrame:
+    """The rows of `path` (a report's rows table, wall times already total) for `tasks` and `seeds` whose
+    (task, seed, method) none of `tables` has: a re-run replaces a method's rows, it does not add to them."""
+    if not path.is_file():
+        raise SystemExit(f"--earlier-rows {path} does not exist; give a rows table a report wrote")
+    earlier = pd.read_csv(path)
+    fresh = {key for table in tables for key in table[["task", "seed", "method"]].itertuples(index=False, name=None)}
+    replaced = pd.MultiIndex.from_frame(earlier[["task", "seed", "method"]]).isin(fresh)
+    return earlier[~replaced & earlier["task"].isin(tasks) & earlier["seed"].isin(seeds)]
+
+
 def summarise(rows: pd.DataFrame, docs: Path) -> pd.DataFrame:
     """Hypervolume and wall time per task and method; the plots of every task."""
     summary = []
@@ -288,6 +303,8 @@ def main() -> None:
             if not args.report_only:
                 run_seed(args, task, seed, folder)
             tables.extend(collect(args, task, seed, folder))
+    if args.earlier_rows:
+        tables.append(earlier_rows(Path(args.earlier_rows), tables, args.tasks, args.seeds))
     if not tables:
         raise SystemExit(f"no results under {work}: run without --report-only first")
     rows = pd.concat(tables, ignore_index=True)
