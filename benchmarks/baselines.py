@@ -27,7 +27,7 @@ candidates' training), so every method is scored on the same validation examples
     python benchmarks/baselines.py --search-results 'runs/search/{task}-seed{seed}'
 
 Every part checkpoints under --work-dir and a rerun skips or resumes finished parts.
-Writes docs/baselines.csv, docs/baselines.md, docs/baselines_rows.csv and
+Writes docs/baselines.csv, docs/baselines.md, docs/baselines_rows.csv, docs/baselines_at_max_ratio.csv and
 docs/baselines_<task>_front.png, docs/baselines_<task>_hypervolume.png. Text below
 the line NOTES_MARK in an existing docs/baselines.md is kept when the table above
 it is rewritten.
@@ -51,7 +51,7 @@ from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_fr
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.models import load_tokenizer
 from nas_pruning.pareto import (
-    hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume,
+    hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume, select_member,
 )
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet, read_info, training_seconds
 
@@ -89,6 +89,9 @@ def parse_args() -> argparse.Namespace:
                              "chosen tasks and seeds join the report wherever --work-dir has no results for that "
                              "task, seed and method, so a lost or partial work dir keeps what was measured")
     parser.add_argument("--docs", default=str(DOCS), help="where tables and plots go")
+    parser.add_argument("--max-ratios", nargs="+", type=float, default=[0.77, 0.65],
+                        help="report each method's best model (on validation) at parameter ratio <= each of these "
+                             "(0.77: half the encoder of MiniLM removed)")
     parser.add_argument("--quick", action="store_true", help="RTE, seed 0 and the small settings below")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     scale = parser.add_argument_group("scale (full-scale defaults)")
@@ -267,6 +270,31 @@ def summarise(rows: pd.DataFrame, docs: Path) -> pd.DataFrame:
     return pd.DataFrame(summary)
 
 
+def at_max_ratio(rows: pd.DataFrame, max_ratios: list[float]) -> pd.DataFrame:
+    """Per task, method and ratio: the test metric of each seed's front member with the lowest validation error
+    at params <= the ratio (the model a user would ship at that size), mean and std over the seeds that have one."""
+    table = []
+    for (task, method), method_rows in rows.groupby(["task", "method"], sort=False):
+        fronts = [pareto_front(run.dropna(axis=1, how="all"), OBJECTIVES) for _, run in method_rows.groupby("seed")]
+        for ratio in max_ratios:
+            chosen = pd.DataFrame([_best_at(front, ratio) for front in fronts]).dropna(subset=["params"])
+            table.append({
+                "task": task, "method": method, "max_ratio": ratio, "seeds": len(chosen),
+                "test_metric": chosen["test_metric"].mean() if len(chosen) else np.nan,
+                "test_metric_std": chosen["test_metric"].std(ddof=0) if len(chosen) else np.nan,
+                "params": chosen["params"].mean() if len(chosen) else np.nan,
+            })
+    return pd.DataFrame(table)
+
+
+def _best_at(front: pd.DataFrame, ratio: float) -> pd.Series:
+    """`select_member` at params <= ratio; an empty row if the front has no member that small."""
+    try:
+        return select_member(front, max_params=ratio)
+    except ValueError:
+        return pd.Series({"params": np.nan, "test_metric": np.nan})
+
+
 def _final_hypervolume(curves: list[pd.DataFrame]) -> float:
     """Mean over seeds of the hypervolume a method had reached at its end (NaN: no run)."""
     return float(np.mean([curve["hypervolume"].iloc[-1] for curve in curves])) if curves else np.nan
@@ -313,6 +341,8 @@ def main() -> None:
     rows.to_csv(docs / "baselines_rows.csv", index=False)
     summary = summarise(rows, docs)
     summary.to_csv(docs / "baselines.csv", index=False)
+    small = at_max_ratio(rows, args.max_ratios)
+    small.to_csv(docs / "baselines_at_max_ratio.csv", index=False)
     settings = " ".join(f"--{k}={v}" for k, v in sorted(vars(args).items()))
     note = (
         f"\n\nHypervolume of (validation error, parameter ratio), bounds joint over all methods and seeds of a task, "
@@ -320,7 +350,11 @@ def main() -> None:
         f"test. wall_time_s: total compute from the pre-trained model (fine-tuning / super-network training "
         f"included), mean over seeds. time_to_nas_hv_s: compute time at which the method's hypervolume (every "
         f"report so far) first reached standard NAS's final one (that averaged over its seeds; the time a mean "
-        f"over seeds, empty unless every seed got there). Settings: {settings}\n"
+        f"over seeds, empty unless every seed got there).\n\n"
+        f"Models a user would ship at a size limit: per seed, the front member with the lowest validation error at "
+        f"parameter ratio <= max_ratio, its test metric (the task's GLUE metric: STS-B Spearman, MRPC F1, RTE "
+        f"accuracy; mean and std over the seeds that have one, `seeds` of "
+        f"them) and ratio:\n\n{small.to_markdown(index=False, floatfmt='.4f')}\n\nSettings: {settings}\n"
     )
     report = docs / "baselines.md"
     notes = (report.read_text().partition(NOTES_MARK)[2] if report.is_file() else "") or "\n"
