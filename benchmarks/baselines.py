@@ -295,6 +295,16 @@ def _best_at(front: pd.DataFrame, ratio: float) -> pd.Series:
         return pd.Series({"params": np.nan, "test_metric": np.nan})
 
 
+def _in_report_order(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """Rows by task (as given), method (as in METHODS, weight sharing last) and seed; a run's rows keep their
+    reporting order, which the hypervolume-over-time curves follow."""
+    rank = {name: i for i, name in enumerate([*tasks, *METHODS, "weight_sharing"])}
+    return rows.sort_values(
+        ["task", "method", "seed"], key=lambda column: column.map(rank) if column.name != "seed" else column,
+        kind="stable",
+    ).reset_index(drop=True)
+
+
 def _final_hypervolume(curves: list[pd.DataFrame]) -> float:
     """Mean over seeds of the hypervolume a method had reached at its end (NaN: no run)."""
     return float(np.mean([curve["hypervolume"].iloc[-1] for curve in curves])) if curves else np.nan
@@ -335,7 +345,7 @@ def main() -> None:
         tables.append(earlier_rows(Path(args.earlier_rows), tables, args.tasks, args.seeds))
     if not tables:
         raise SystemExit(f"no results under {work}: run without --report-only first")
-    rows = pd.concat(tables, ignore_index=True)
+    rows = _in_report_order(pd.concat(tables, ignore_index=True), args.tasks)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     rows.to_csv(docs / "baselines_rows.csv", index=False)
