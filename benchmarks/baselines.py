@@ -24,6 +24,7 @@ candidates' training), so every method is scored on the same validation examples
     python benchmarks/baselines.py --quick              # RTE, one seed, small settings
     python benchmarks/baselines.py --methods head_pruning layer_drop --seeds 0
     python benchmarks/baselines.py --report-only        # tables and plots from what has run
+    python benchmarks/baselines.py --report-only --earlier-rows docs/baselines_rows.csv  # + the committed rows
     python benchmarks/baselines.py --search-results 'runs/search/{task}-seed{seed}'
 
 Every part checkpoints under --work-dir and a rerun skips or resumes finished parts.
