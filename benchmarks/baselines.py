@@ -240,9 +240,7 @@ def summarise(rows: pd.DataFrame, docs: Path) -> pd.DataFrame:
         test_rows = task_rows.dropna(subset=["test_error"])
         fronts, curves = {}, {}
         for method, method_rows in task_rows.groupby("method", sort=False):
-            # Columns no row of the run has (trial_id of the pruning baselines) go: with a
-            # trial_id, pareto code keeps only each trial's last report.
-            runs = {seed: run.dropna(axis=1, how="all") for seed, run in method_rows.groupby("seed")}
+            runs = _seed_runs(method_rows)
             volumes = {seed: hypervolume(run, OBJECTIVES, REFERENCE_POINT, bounds) for seed, run in runs.items()}
             test_volumes = [_test_hypervolume(run, bounds) for run in runs.values()]
             median_seed = sorted(volumes, key=volumes.get)[len(volumes) // 2]
@@ -276,24 +274,25 @@ def at_max_ratio(rows: pd.DataFrame, max_ratios: list[float]) -> pd.DataFrame:
     at params <= the ratio (the model a user would ship at that size), mean and std over the seeds that have one."""
     table = []
     for (task, method), method_rows in rows.groupby(["task", "method"], sort=False):
-        fronts = [pareto_front(run.dropna(axis=1, how="all"), OBJECTIVES) for _, run in method_rows.groupby("seed")]
+        fronts = [pareto_front(run, OBJECTIVES) for run in _seed_runs(method_rows).values()]
         for ratio in max_ratios:
-            chosen = pd.DataFrame([_best_at(front, ratio) for front in fronts]).dropna(subset=["params"])
+            chosen = pd.DataFrame(
+                [select_member(front, max_params=ratio) for front in fronts if (front["params"] <= ratio).any()],
+                columns=["params", "test_metric"],
+            )
             table.append({
                 "task": task, "method": method, "max_ratio": ratio, "seeds": len(chosen),
-                "test_metric": chosen["test_metric"].mean() if len(chosen) else np.nan,
-                "test_metric_std": chosen["test_metric"].std(ddof=0) if len(chosen) else np.nan,
-                "params": chosen["params"].mean() if len(chosen) else np.nan,
+                "test_metric": chosen["test_metric"].mean(),
+                "test_metric_std": chosen["test_metric"].std(ddof=0),
+                "params": chosen["params"].mean(),
             })
     return pd.DataFrame(table)
 
 
-def _best_at(front: pd.DataFrame, ratio: float) -> pd.Series:
-    """`select_member` at params <= ratio; an empty row if the front has no member that small."""
-    try:
-        return select_member(front, max_params=ratio)
-    except ValueError:
-        return pd.Series({"params": np.nan, "test_metric": np.nan})
+def _seed_runs(method_rows: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """One method's rows split by seed. Columns no row of a run has (trial_id of the pruning baselines) go: with
+    a trial_id, pareto code keeps only each trial's last report."""
+    return {seed: run.dropna(axis=1, how="all") for seed, run in method_rows.groupby("seed")}
 
 
 def _in_report_order(rows: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
