@@ -341,8 +341,8 @@ def main() -> None:
             if not args.report_only:
                 run_seed(args, task, seed, folder)
             tables.extend(collect(args, task, seed, folder))
-    if args.earlier_rows:
-        tables.append(earlier_rows(Path(args.earlier_rows), tables, args.tasks, args.seeds))
+    if args.earlier_rows:  # first, so that the rows table keeps its column order and diffs stay readable
+        tables.insert(0, earlier_rows(Path(args.earlier_rows), tables, args.tasks, args.seeds))
     if not tables:
         raise SystemExit(f"no results under {work}: run without --report-only first")
     rows = _in_report_order(pd.concat(tables, ignore_index=True), args.tasks)
