@@ -30,7 +30,7 @@ candidates' training), so every method is scored on the same validation examples
 Every part checkpoints under --work-dir and a rerun skips or resumes finished parts.
 Writes docs/baselines.csv, docs/baselines.md, docs/baselines_rows.csv, docs/baselines_at_max_ratio.csv and
 docs/baselines_<task>_front.png, docs/baselines_<task>_hypervolume.png. Text below
-the line NOTES_MARK in an existing docs/baselines.md is kept when the table above
+the line notes.NOTES_MARK in an existing docs/baselines.md is kept when the table above
 it is rewritten.
 """
 
@@ -55,6 +55,7 @@ from nas_pruning.pareto import (
     hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume, select_member,
 )
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet, read_info, training_seconds
+from notes import write_keeping_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -62,7 +63,6 @@ METHODS = (
     "standard_nas", "head_pruning", "head_pruning+finetune", "layer_drop", "layer_drop+finetune", "retraining_free"
 )
 PRUNING_METHODS = METHODS[1:]
-NOTES_MARK = "<!-- notes: kept when the table above is regenerated -->"
 REFERENCE_POINT = 1.1
 OBJECTIVES = ("error", "params")
 
@@ -366,9 +366,7 @@ def main() -> None:
         f"accuracy; mean and std over the seeds that have one, `seeds` of "
         f"them) and ratio:\n\n{small.to_markdown(index=False, floatfmt='.4f')}\n\nSettings: {settings}\n"
     )
-    report = docs / "baselines.md"
-    notes = (report.read_text().partition(NOTES_MARK)[2] if report.is_file() else "") or "\n"
-    report.write_text(summary.to_markdown(index=False, floatfmt=".4f") + note + f"\n{NOTES_MARK}{notes}")
+    write_keeping_notes(docs / "baselines.md", summary.to_markdown(index=False, floatfmt=".4f") + note)
     print(summary.to_string(index=False, float_format="%.4f"))
 
 

@@ -22,7 +22,8 @@ Every run checkpoints after each epoch and leaves ``result.json`` in its folder
 under --work-dir; re-running the same command skips finished runs and resumes
 the interrupted one. Writes docs/cofi_transfer_results.csv (one row per run),
 docs/cofi_transfer_results.md (means over seeds and the targets) and
-docs/cofi_transfer_results.png.
+docs/cofi_transfer_results.png; text below the line notes.NOTES_MARK in an
+existing docs/cofi_transfer_results.md is kept.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from nas_pruning.cofi.data import load_transfer_data
 from nas_pruning.cofi.teacher import load_or_train_teacher
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import load_tokenizer
+from notes import write_keeping_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -199,7 +201,7 @@ def write_outputs(args: argparse.Namespace, table: pd.DataFrame, teachers: pd.Da
         "## Unpruned teachers (fine-tuned on the same target examples)\n\n" + teacher_md + "\n\n"
         "## Targets\n\n" + "\n".join(target_checks(summary)) + "\n"
     )
-    args.out.with_suffix(".md").write_text(header + body)
+    write_keeping_notes(args.out.with_suffix(".md"), header + body)
     plot(summary, args.out.with_suffix(".png"))
 
 
