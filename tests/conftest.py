@@ -30,9 +30,20 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_model(family: str = "bert", seed: int = 0, **overrides):
+def tiny_model(family: str = "bert", seed: int = 0, pooling: str = "cls", **overrides):
+    """A tiny classifier; pooling "mean" builds nas_pruning's mean-pooling class (no pooler)."""
     torch.manual_seed(seed)
     values = {**TINY, **overrides}
+    if pooling == "mean":
+        from nas_pruning.models.pruned_modeling import (
+            BertForSequenceClassificationPooled,
+            RobertaForSequenceClassificationPooled,
+        )
+
+        if family == "bert":
+            return BertForSequenceClassificationPooled(BertConfig(classifier_pooling="mean", **values)).eval()
+        config = RobertaConfig(pad_token_id=1, classifier_pooling="mean", **values)
+        return RobertaForSequenceClassificationPooled(config).eval()
     if family == "bert":
         return BertForSequenceClassification(BertConfig(**values)).eval()
     return RobertaForSequenceClassification(RobertaConfig(pad_token_id=1, **values)).eval()
@@ -50,6 +61,11 @@ def random_batches(num_batches: int, batch_size: int, seed: int = 0) -> list[dic
 
 @pytest.fixture(params=["bert", "roberta"])
 def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=["cls", "mean"])
+def pooling(request) -> str:
     return request.param
 
 

@@ -27,7 +27,7 @@ from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import COSTS, DEFAULT_BUDGETS, retraining_free
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.models import load_model, load_tokenizer
-from nas_pruning.models.loading import resolve_model_path
+from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP, resolve_model_path
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet
 from nas_pruning.tasks import TASKS, get_task
@@ -89,6 +89,7 @@ _FINETUNED_HELP = "folder of a model fine-tuned on the task (`nas-pruning finetu
 def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, model_required: bool = False) -> None:
     parser.add_argument("--task", required=True, help="GLUE task: " + ", ".join(TASKS))
     parser.add_argument("--model", required=model_required, default=None, help=model_help)
+    parser.add_argument("--pooling", default="auto", choices=POOLING_CHOICES, help=POOLING_HELP)
     parser.add_argument(
         "--data-dir", default=None, help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the hub"
     )
@@ -151,7 +152,9 @@ class _Run:
                 f"{path} has {outputs} outputs but task {task.name!r} needs {task.num_labels}: "
                 f"pass a model fine-tuned on the task (e.g. by `nas-pruning finetune --strategy standard`)"
             )
-        return load_model(path, num_labels=task.num_labels, is_regression=task.is_regression).eval()
+        return load_model(
+            path, num_labels=task.num_labels, is_regression=task.is_regression, pooling=self.args.pooling
+        ).eval()
 
     def finetune_config(self) -> TrainingConfig | None:
         if self.args.finetune_epochs <= 0:
@@ -207,7 +210,7 @@ def _run_standard_nas(args: argparse.Namespace) -> None:
     if args.save_models:
         raise ValueError("standard-nas does not keep its candidates; --save-models applies to the other baselines")
     results = standard_nas(
-        args.task, model=args.model, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
+        args.task, model=args.model, pooling=args.pooling, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
         max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, split_seed=args.split_seed,
         data_dir=run.data_dir, batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_train_examples=args.max_train_examples,

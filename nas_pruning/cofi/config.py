@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from nas_pruning.cofi.masks import KINDS, check_kinds
 from nas_pruning.cofi.transfer import COUPLINGS, DELTA_PENALTIES, STAGES, TRANSFERS, check_choice
+from nas_pruning.models.loading import POOLING_HELP
 from nas_pruning.tasks import get_task
 
 #: The target -> auxiliary pairs of the benchmark (all data in shared/data/glue).
@@ -39,6 +40,7 @@ class CoFiConfig:
     stage: str = _setting("both", f"stage(s) that use the auxiliary task: {', '.join(STAGES)}")
     transfer: str = _setting("both", f"what the auxiliary task trains: {', '.join(TRANSFERS)}")
     model: str | None = _setting(None, "Hugging Face BERT/RoBERTa name or folder (default: bundled MiniLM)")
+    pooling: str = _setting("auto", POOLING_HELP)
     data_dir: str | None = _setting(None, "folder of GLUE TSVs (default: $GLUE_DIR, else the hub)")
     seed: int = _setting(0, "seed of data splits, sampling, initialisation and shuffling")
     max_length: int = _setting(128, "tokens per example (longer texts are truncated)")

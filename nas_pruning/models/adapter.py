@@ -49,7 +49,8 @@ class ArchitectureAdapter:
       model_types: the Hugging Face `config.model_type` values the adapter serves,
       base_prefix: attribute of the sequence classifier holding the encoder model,
       outer_params: regex -> roles for every parameter outside the encoder layers,
-      pruned_config_class / pruned_model_class: the standalone pruned classes.
+      pruned_config_class / pruned_model_class: the standalone pruned classes,
+      model_class: the sequence classifier honouring `config.classifier_pooling`.
     """
 
     model_types: ClassVar[tuple[str, ...]] = ()
@@ -57,6 +58,7 @@ class ArchitectureAdapter:
     outer_params: ClassVar[dict[str, Roles]] = {}
     pruned_config_class: ClassVar[type] = None
     pruned_model_class: ClassVar[type] = None
+    model_class: ClassVar[type] = None
 
     def __init__(self) -> None:
         self._layer_re = re.compile(rf"^{self.base_prefix}\.encoder\.layer\.(\d+)\.(.+)$")

@@ -27,6 +27,7 @@ def finetune(
     task: str,
     model: str | None = None,
     strategy: str | Strategy = "full",
+    pooling: str = "auto",
     search_space: str | None = "small",
     output_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -45,6 +46,8 @@ def finetune(
 
     task: GLUE task name (see nas_pruning.tasks.TASKS).
     model: hub name or folder of a BERT/RoBERTa checkpoint; None: all-MiniLM-L6-v2.
+    pooling: "auto" | "cls" | "mean", what the classifier reads (see
+        nas_pruning.models.loading.resolve_pooling; auto is mean for MiniLM).
     strategy: super-network training strategy (see STRATEGIES); "standard" with
         search_space=None is plain fine-tuning.
     search_space: name of the search space sub-networks are drawn from (and the
@@ -98,7 +101,9 @@ def finetune(
     data = encode(data, tokenizer, max_length=max_length)
     with data_parallel_from_environment() as data_parallel:
         torch.manual_seed(seed)  # initialises a new classification head reproducibly
-        net = load_model(model, num_labels=data.task.num_labels, is_regression=data.task.is_regression)
+        net = load_model(
+            model, num_labels=data.task.num_labels, is_regression=data.task.is_regression, pooling=pooling
+        )
         if data_parallel is None:
             net.to("cuda" if torch.cuda.is_available() else "cpu")
             train_loader = make_loader(data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed)
@@ -131,6 +136,7 @@ def finetune(
             "base_model": model or DEFAULT_MODEL_NAME,
             "strategy": strategy.describe(),
             "search_space": search_space,
+            "pooling": net.config.classifier_pooling,
             "training": dataclasses.asdict(config),
             "data": {
                 "data_dir": None if data_dir is None else str(data_dir),

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
-from transformers import AutoModelForSequenceClassification
+
+from nas_pruning.models.loading import from_pretrained
 
 INFO_FILE = "supernet.json"
 
@@ -48,7 +49,7 @@ def read_info(path: str | os.PathLike) -> dict[str, Any]:
 def load_supernet(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """The super-network saved in folder `path` (in eval mode) and its supernet.json record."""
     info = read_info(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+    model = from_pretrained(path)
     return model.eval(), info
 
 
