@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -37,3 +38,25 @@ def evaluate(model: nn.Module, batches: Iterable[dict], task: Task, sub: SubNetw
     logits, labels = predict(model, batches, sub)
     metric = task.metric(logits, labels)
     return {"metric": metric, "error": 1.0 - metric}
+
+
+@dataclass(frozen=True)
+class Yardsticks:
+    """What a pruned model's metric is judged against, on the validation and test splits:
+    the task's trivial predictor (:meth:`Task.trivial_metric`) and the unpruned model."""
+
+    trivial_validation: float
+    trivial_test: float
+    unpruned_validation: float
+    unpruned_test: float
+
+    def kept(self, metric: float, split: str = "test") -> float:
+        """`metric` as a fraction of the unpruned model's on `split`."""
+        return metric / getattr(self, f"unpruned_{split}")
+
+    def gap_kept(self, metric: float, split: str = "test") -> float:
+        """(m - m_trivial) / (m_unpruned - m_trivial) on `split`: the share of what the unpruned
+        model learned beyond the trivial predictor that `metric` keeps (<= 0: nothing learned).
+        NaN when the unpruned model itself is no better than the trivial predictor."""
+        trivial, unpruned = getattr(self, f"trivial_{split}"), getattr(self, f"unpruned_{split}")
+        return (metric - trivial) / (unpruned - trivial) if unpruned > trivial else float("nan")

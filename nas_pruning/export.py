@@ -8,11 +8,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from nas_pruning.evaluation import Yardsticks
 from nas_pruning.models import extract_subnetwork, load_tokenizer
-from nas_pruning.pareto import knee_point, select_member
+from nas_pruning.pareto import ERROR, knee_point, select_member
 from nas_pruning.search import SEARCH_SETTINGS_FILE, front_configs
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.supernet import load_supernet
+
+
+class NothingLearned(ValueError):
+    """No front member beats the task's trivial predictor on validation: there is no
+    knee worth exporting."""
+
+
+def useful_members(front: pd.DataFrame, yardsticks: Yardsticks | None) -> pd.DataFrame:
+    """The front members whose validation metric beats the trivial predictor's (all of
+    them when the search recorded no yardsticks)."""
+    if yardsticks is None:
+        return front
+    return front[front["metric"] > yardsticks.trivial_validation]
 
 
 def export_member(
@@ -25,7 +39,9 @@ def export_member(
 
     index: position in the front sorted by parameter ratio (0 = smallest);
     max_params: instead, the lowest-error member with parameter ratio <= max_params;
-    neither: the knee point (closest to zero error and zero parameters).
+    neither: the knee point (closest to zero error and zero parameters, the error scaled
+    by the trivial predictor's) among the members that beat the trivial predictor on
+    validation; NothingLearned if none does.
     The folder loads with plain transformers
     (`AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`)
     and has a README.md model card stating the ratio and scores.
@@ -38,8 +54,18 @@ def export_member(
         )
     summary = json.loads(summary_file.read_text())
     front = pd.read_csv(search_dir / "pareto.csv")
+    yardsticks = Yardsticks(**summary["yardsticks"]) if "yardsticks" in summary else None
     if index is None and max_params is None:
-        member = knee_point(front)
+        useful = useful_members(front, yardsticks)
+        if useful.empty:
+            raise NothingLearned(
+                f"no member of the front in {search_dir} beats the trivial predictor on validation "
+                f"({summary['metric']} {yardsticks.trivial_validation:.4f}, the majority class or a constant): "
+                f"nothing worth exporting as the knee. Train longer or on more data; --index or --max-params "
+                f"still export a chosen member"
+            )
+        trivial_error = 1.0 - (yardsticks.trivial_validation if yardsticks else 0.0)
+        member = knee_point(useful, bounds={ERROR: (0.0, trivial_error)})
     else:
         member = select_member(front, index=index, max_params=max_params)
     config = front_configs(member.to_frame().T)[0]
@@ -51,6 +77,12 @@ def export_member(
     small.save_pretrained(output_dir)
     load_tokenizer(summary["supernet"]).save_pretrained(output_dir)
     metric = summary["metric"]
+    judged = "" if yardsticks is None else (
+        f"Trivial predictor (majority class / constant): test {metric} {yardsticks.trivial_test:.4f}; "
+        f"unpruned model: test {metric} {yardsticks.unpruned_test:.4f}. This model keeps "
+        f"{yardsticks.kept(member['test_metric']):.1%} of the unpruned test {metric} and "
+        f"{yardsticks.gap_kept(member['test_metric']):.1%} of its gap over the trivial predictor.\n\n"
+    )
     card = (
         f"# {info['base_model']} pruned for {summary['task']} by nas_pruning\n\n"
         f"Sub-network of the {info['strategy']['name']} super-network "
@@ -58,6 +90,7 @@ def export_member(
         f"{space.name} search space.\n\n"
         f"parameter ratio {member['params']:.4f}; validation {metric} {member['metric']:.4f}; "
         f"test {metric} {member['test_metric']:.4f}\n\n"
+        f"{judged}"
         f"Config: `{json.dumps(config)}`\n\n"
         f"Load with `AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`.\n"
     )

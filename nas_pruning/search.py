@@ -16,6 +16,7 @@ output_dir/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -26,17 +27,19 @@ import torch
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.experiments import load_experiment
+from tqdm.auto import tqdm
 
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
-from nas_pruning.evaluation import evaluate
+from nas_pruning.evaluation import Yardsticks, evaluate
 from nas_pruning.models import load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
     DEFAULT_BOUNDS,
-    DEFAULT_REFERENCE_POINT,
+    DEFAULT_OBJECTIVES,
     hypervolume,
     hypervolume_over_time,
+    make_reference_point,
     pareto_front,
     plot_front,
     plot_hypervolume,
@@ -63,6 +66,9 @@ class SearchSettings:
     max_validation_examples: score on a random subset of the validation split
         (faster, noisier); None: all of it.
     measure_latency: also record each sub-network's measured `latency` (not optimised).
+    hypervolume_reference: "trivial" (the error's reference is the trivial predictor's
+        validation error, so constant predictors add nothing) or "fixed" ((1, 1)); see
+        nas_pruning.pareto.
     num_threads: torch threads; None: all cores.
     ray_actors: evaluate on this many Ray actors (one model replica each, see
         nas_pruning.backends.ray_backend) instead of in-process threads; None: in
@@ -82,6 +88,7 @@ class SearchSettings:
     batch_size: int = 64
     max_validation_examples: int | None = None
     measure_latency: bool = False
+    hypervolume_reference: str = "trivial"
     num_threads: int | None = None
     ray_actors: int | None = None
     ray_address: str | None = None
@@ -104,6 +111,7 @@ class SearchOutcome:
     hypervolume: float
     output_dir: Path
     experiment: str
+    yardsticks: Yardsticks
 
 
 def run_search(
@@ -129,26 +137,30 @@ def run_search(
         data_dir if data_dir is not None else split.get("data_dir"),
         seed=split.get("split_seed", 0),
         val_fraction=split.get("val_fraction", 0.3),
-        splits=("validation", "test"),
+        max_train_examples=split.get("max_train_examples"),
     )
     if settings.max_validation_examples is not None and settings.max_validation_examples < len(data.validation):
-        data = type(data)(
-            data.task,
+        data = dataclasses.replace(
+            data,
             validation=data.validation.shuffle(seed=settings.seed).select(range(settings.max_validation_examples)),
-            test=data.test,
         )
-    data = encode(data, tokenizer, max_length=split.get("max_length", 128))
+    trivial_from = data.train["label"]  # the train part only decides the trivial prediction
+    data = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
     val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size))
+    test_batches = list(make_loader(data.test, tokenizer, batch_size=settings.batch_size))
     evaluator = SubnetworkEvaluator(
         model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if settings.measure_latency else None
     )
+    yardsticks = _yardsticks(evaluator, trivial_from, test_batches)
 
     results, experiment = _tune(evaluator, space, settings, output_dir)
     results.to_csv(output_dir / "results.csv", index=False)
-    front = pareto_front(results)
-    front = _score_on_test(evaluator, front, list(make_loader(data.test, tokenizer, batch_size=settings.batch_size)))
+    front = _score_on_test(evaluator, pareto_front(results), test_batches, yardsticks, progress)
     front.to_csv(output_dir / "pareto.csv", index=False)
-    volume = hypervolume(front)
+    reference = make_reference_point(
+        DEFAULT_OBJECTIVES, settings.hypervolume_reference, trivial_error=1.0 - yardsticks.trivial_validation
+    )
+    volume = hypervolume(front, reference_point=reference)
     summary = {
         "supernet": str(supernet_dir),
         "task": task.name,
@@ -157,15 +169,23 @@ def run_search(
         "evaluations": int(results["error"].notna().sum()),
         "front_size": len(front),
         "hypervolume": volume,
-        "hypervolume_objectives": ["error", "params"],
+        "hypervolume_objectives": list(DEFAULT_OBJECTIVES),
         "hypervolume_bounds": DEFAULT_BOUNDS,
-        "hypervolume_reference_point": DEFAULT_REFERENCE_POINT,
+        "hypervolume_reference": settings.hypervolume_reference,
+        "hypervolume_reference_point": reference,
+        "yardsticks": asdict(yardsticks),
         "settings": {**asdict(settings), "search_space": space.name},
     }
     (output_dir / SEARCH_SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    plot_front({settings.optimizer: front}, output_dir / "front.png", all_points=results)
-    plot_hypervolume({settings.optimizer: hypervolume_over_time(results)}, output_dir / "hypervolume.png")
-    return SearchOutcome(results, front, volume, output_dir, experiment)
+    plot_front(
+        {settings.optimizer: front}, output_dir / "front.png", all_points=results,
+        trivial_error=1.0 - yardsticks.trivial_validation,
+    )
+    plot_hypervolume(
+        {settings.optimizer: hypervolume_over_time(results, reference_point=reference)},
+        output_dir / "hypervolume.png", reference=settings.hypervolume_reference,
+    )
+    return SearchOutcome(results, front, volume, output_dir, experiment, yardsticks)
 
 
 def _tune(
@@ -214,15 +234,43 @@ def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialB
     )
 
 
-def _score_on_test(evaluator: SubnetworkEvaluator, front: pd.DataFrame, test_batches: list[dict]) -> pd.DataFrame:
-    """Add the test-split metric and error of every front member."""
+def _yardsticks(evaluator: SubnetworkEvaluator, train_labels, test_batches: list[dict]) -> Yardsticks:
+    """The trivial predictor (majority class / mean of the train part) and the unpruned
+    super-network, each scored on the validation and the test split."""
+    task = evaluator.task
+
+    def labels(batches: list[dict]):
+        return torch.cat([batch["labels"] for batch in batches]).numpy()
+
+    return Yardsticks(
+        trivial_validation=task.trivial_metric(train_labels, labels(evaluator.batches)),
+        trivial_test=task.trivial_metric(train_labels, labels(test_batches)),
+        unpruned_validation=evaluate(evaluator.model, evaluator.batches, task)["metric"],
+        unpruned_test=evaluate(evaluator.model, test_batches, task)["metric"],
+    )
+
+
+def _score_on_test(
+    evaluator: SubnetworkEvaluator,
+    front: pd.DataFrame,
+    test_batches: list[dict],
+    yardsticks: Yardsticks,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Add every front member's test metric and error, and on both splits the share of the
+    unpruned metric (`kept`, `test_kept`) and of its gap over the trivial predictor
+    (`gap_kept`, `test_gap_kept`) it keeps."""
+    configs = tqdm(front_configs(front), desc="scoring the front on test", unit="member", disable=not progress)
     scores = [
         evaluate(evaluator.model, test_batches, evaluator.task, evaluator.search_space.to_subnetwork(config))
-        for config in front_configs(front)
+        for config in configs
     ]
     front = front.copy()
     front["test_metric"] = [s["metric"] for s in scores]
     front["test_error"] = [s["error"] for s in scores]
+    for prefix, split, column in (("", "validation", "metric"), ("test_", "test", "test_metric")):
+        front[f"{prefix}kept"] = [yardsticks.kept(m, split) for m in front[column]]
+        front[f"{prefix}gap_kept"] = [yardsticks.gap_kept(m, split) for m in front[column]]
     return front
 
 

@@ -204,6 +204,23 @@ class Task:
             raise ValueError(f"task {self.name!r}: no predictions to score")
         return METRICS[self.metric_name](predictions, labels)
 
+    def trivial_prediction(self, train_labels: Sequence | np.ndarray) -> float:
+        """What a model that ignores its input predicts: the majority class of
+        ``train_labels`` (the lowest class id on a tie), or their mean for regression."""
+        train_labels = np.asarray(train_labels).reshape(-1)
+        if len(train_labels) == 0:
+            raise ValueError(f"task {self.name!r}: no training labels to take a trivial prediction from")
+        if self.is_regression:
+            return float(train_labels.astype(np.float64).mean())
+        return int(np.bincount(train_labels.astype(np.int64), minlength=self.num_labels).argmax())
+
+    def trivial_metric(self, train_labels: Sequence | np.ndarray, labels: Sequence | np.ndarray) -> float:
+        """The metric of the trivial predictor (:meth:`trivial_prediction` for every
+        example) on ``labels``: what a pruned model has to beat to have learned anything.
+        A constant has no rank correlation, so it is 0 for Spearman."""
+        labels = np.asarray(labels).reshape(-1)
+        return self.metric(np.full(len(labels), self.trivial_prediction(train_labels)), labels)
+
 
 NLI = ("entailment", "not_entailment")
 

@@ -138,6 +138,31 @@ def test_spearman():
     assert stsb.metric([2.0, 2.0, 2.0], [1.0, 3.0, 2.0]) == 0.0
 
 
+def test_trivial_predictor_is_the_majority_class_or_a_constant():
+    rte, mrpc, stsb = get_task("rte"), get_task("mrpc"), get_task("stsb")
+    assert rte.trivial_prediction([1, 0, 1, 1]) == 1 and rte.trivial_prediction([0, 1]) == 0  # tie: lowest id
+    # Majority of the training labels, scored on other labels.
+    assert rte.trivial_metric([1, 1, 0], [1, 0, 0, 0]) == pytest.approx(0.25)
+    # "Always paraphrase" on MRPC: F1 = 2p / (1 + p) with p the share of positives.
+    assert mrpc.trivial_metric([1, 1, 0], [1, 1, 1, 0]) == pytest.approx(2 * 0.75 / 1.75)
+    assert mrpc.trivial_metric([0, 0, 1], [1, 1, 1, 0]) == 0.0
+    assert stsb.trivial_prediction([1.0, 2.0, 4.5]) == pytest.approx(2.5)
+    assert stsb.trivial_metric([1.0, 2.0], [0.5, 3.0, 4.0]) == 0.0  # a constant has no rank correlation
+    with pytest.raises(ValueError, match="no training labels"):
+        rte.trivial_prediction([])
+
+
+def test_gap_kept_measures_what_is_learned_beyond_the_trivial_predictor():
+    from nas_pruning.evaluation import Yardsticks
+
+    marks = Yardsticks(trivial_validation=0.8, trivial_test=0.812, unpruned_validation=0.9, unpruned_test=0.855)
+    assert marks.kept(0.8335) == pytest.approx(0.8335 / 0.855)
+    assert marks.gap_kept(0.8335) == pytest.approx(0.5)
+    assert marks.gap_kept(0.812) == 0.0 and marks.gap_kept(0.80) < 0
+    assert marks.gap_kept(0.85, split="validation") == pytest.approx(0.5)
+    assert np.isnan(Yardsticks(0.5, 0.5, 0.5, 0.4).gap_kept(0.45))
+
+
 def test_metric_checks_lengths():
     with pytest.raises(ValueError, match="3 predictions for 2 labels"):
         get_task("rte").metric([0, 1, 1], [0, 1])
