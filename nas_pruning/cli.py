@@ -10,10 +10,12 @@ from typing import Sequence
 from transformers.utils import logging as transformers_logging
 
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
+from nas_pruning.blackbox import HOLDOUT_FRACTION, SURROGATES, load_tabulated, tabulate
 from nas_pruning.cofi.commands import add_commands as add_cofi_commands
 from nas_pruning.export import NothingLearned, export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
 from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP
+from nas_pruning.optimizer_benchmark import benchmark
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.pareto import REFERENCES
 from nas_pruning.search import SearchSettings, run_search
@@ -223,6 +225,33 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"no model exported: {nothing}")
 
 
+def cmd_tabulate(args: argparse.Namespace) -> None:
+    blackbox = tabulate(
+        args.supernet, args.output_dir, args.num_configs, include_searches=args.include_search,
+        data_dir=args.data_dir, max_validation_examples=args.max_validation_examples, subset_seed=args.subset_seed,
+        measure_latency=args.latency, design_seed=args.design_seed, surrogate=args.surrogate, num_threads=args.threads,
+    )
+    design = blackbox.metadata["design"]
+    print(f"tabulated {design['tabulated']} sub-networks -> {args.output_dir}")
+    for name, scores in blackbox.metadata["surrogate"]["heldout"].items():
+        print(
+            f"surrogate ({args.surrogate}) on the held-out {HOLDOUT_FRACTION:.0%} for {name}: "
+            f"R^2 {scores['r2']:.3f}, Spearman {scores['spearman']:.3f}"
+        )
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    blackbox = load_tabulated(args.blackbox, args.surrogate)
+    outcome = benchmark(
+        blackbox, args.optimizers, seeds=args.seeds, num_evaluations=args.num_evaluations, n_workers=args.workers,
+        output_dir=args.output_dir,
+    )
+    print(outcome.summary.to_string(index=False, float_format="%.4f"))
+    print("two-sided Mann-Whitney U p-values of the final hypervolumes:")
+    print(outcome.pairwise.to_string(float_format="%.3g"))
+    print(f"tables and hypervolume.png -> {args.output_dir}")
+
+
 # `run --quick`: minutes on 2 CPU cores, and still a front that beats the trivial predictor on STS-B.
 QUICK = {"epochs": 1, "max_train_examples": 1000, "supernet_epochs": 1, "num_evaluations": 20,
          "max_validation_examples": 200}
@@ -287,6 +316,52 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default=None, help="default: nas_pruning_runs/<task>")
     run.add_argument("--quick", action="store_true", help="small settings that finish in minutes on 2 CPU cores")
     run.set_defaults(func=cmd_run)
+
+    tab = commands.add_parser(
+        "tabulate", help="evaluate sub-networks of a super-network once and store them as a Syne Tune blackbox"
+    )
+    tab.add_argument("--supernet", required=True, help="folder written by `nas-pruning finetune`")
+    tab.add_argument("--output-dir", required=True, help="the blackbox folder to write")
+    tab.add_argument(
+        "--num-configs", type=int, required=True,
+        help="size of the space-filling (scrambled Sobol) design; the initial design and --include-search "
+             "members are added",
+    )
+    tab.add_argument(
+        "--include-search", nargs="*", default=[], metavar="SEARCH_DIR",
+        help="folders written by `nas-pruning search` whose evaluated configs are tabulated too",
+    )
+    tab.add_argument(
+        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+    )
+    tab.add_argument(
+        "--subset-seed", type=int, default=0,
+        help="seed of that subset (a search draws it with its --search-seed: use the same to reproduce its values)",
+    )
+    tab.add_argument("--latency", action="store_true", help="also tabulate each sub-network's measured latency")
+    tab.add_argument("--design-seed", type=int, default=0, help="seed of the Sobol design")
+    tab.add_argument(
+        "--surrogate", default="random_forest", choices=list(SURROGATES), help="answers configs not in the table"
+    )
+    _add_data_arguments(tab)
+    tab.set_defaults(func=cmd_tabulate)
+
+    bench = commands.add_parser(
+        "benchmark", help="compare optimizers on a tabulated blackbox in simulated time (Syne Tune's simulator)"
+    )
+    bench.add_argument("--blackbox", required=True, help="folder written by `nas-pruning tabulate`")
+    bench.add_argument("--output-dir", required=True)
+    bench.add_argument(
+        "--optimizers", nargs="+", default=["random", "morea", "nsga2", "ehvi", "local_search"],
+        choices=list(OPTIMIZERS), metavar="OPTIMIZER", help="names of optimizers: " + ", ".join(OPTIMIZERS),
+    )
+    bench.add_argument("--seeds", type=int, default=10, help="runs per optimizer (seeds 0, 1, ...)")
+    bench.add_argument("--num-evaluations", type=int, default=200, help="evaluations per run")
+    bench.add_argument("--workers", type=int, default=1, help="concurrent simulated evaluations")
+    bench.add_argument(
+        "--surrogate", default=None, choices=list(SURROGATES), help="default: the one the blackbox was scored with"
+    )
+    bench.set_defaults(func=cmd_benchmark)
 
     add_cofi_commands(commands)
     add_baseline_commands(commands)

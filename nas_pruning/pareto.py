@@ -290,10 +290,25 @@ def plot_front(
     return _save(figure, axes, path)
 
 
+def curves_on_grid(runs: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """Several hypervolume curves (one per seed, as returned by :func:`hypervolume_over_time`)
+    as step functions on one time grid.
+
+    :return: ``(grid, values)``: the sorted union of the curves' times, and an array of
+        shape (len(runs), len(grid)) with each curve's value at each grid time (0 before
+        its first result).
+    """
+    grid = np.unique(np.concatenate([run["time"].to_numpy(dtype=float) for run in runs]))
+    return grid, np.vstack([_step_values(run, grid) for run in runs])
+
+
 def plot_hypervolume(
-    curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]], path: str | Path, reference: str | None = None
+    curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
+    path: str | Path,
+    reference: str | None = None,
+    time_label: str = "wall-clock time (s)",
 ) -> Path:
-    """Write a PNG of hypervolume over wall-clock time.
+    """Write a PNG of hypervolume over time.
 
     :param curves: Method name -> one curve or a list of curves (one per
         seed), each as returned by :func:`hypervolume_over_time`. Several
@@ -302,17 +317,17 @@ def plot_hypervolume(
     :param path: Where to write the PNG.
     :param reference: Name of the reference point (:data:`REFERENCES`), shown
         on the y axis.
+    :param time_label: Label of the time axis (simulated time, for a benchmark on a blackbox).
     """
     figure, axes = _new_axes()
     for method, runs in curves.items():
         runs = [runs] if isinstance(runs, pd.DataFrame) else list(runs)
-        grid = np.unique(np.concatenate([run["time"].to_numpy(dtype=float) for run in runs]))
-        values = np.vstack([_step_values(run, grid) for run in runs])
+        grid, values = curves_on_grid(runs)
         (line,) = axes.step(grid, values.mean(axis=0), where="post", label=method)
         if len(runs) > 1:
             band = (values.min(axis=0), values.max(axis=0))
             axes.fill_between(grid, *band, step="post", alpha=0.2, color=line.get_color())
-    axes.set_xlabel("wall-clock time (s)")
+    axes.set_xlabel(time_label)
     axes.set_ylabel("hypervolume" if reference is None else f"hypervolume (reference: {reference})")
     return _save(figure, axes, path)
 

@@ -46,7 +46,7 @@ from nas_pruning.pareto import (
 )
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import load_supernet
-from nas_pruning.tasks import encode, get_task, load_task, make_loader
+from nas_pruning.tasks import Task, encode, get_task, load_task, make_loader
 
 SEARCH_SETTINGS_FILE = "summary.json"
 
@@ -127,31 +127,17 @@ def run_search(
         import_ray()  # before the model and data load: says how to install Ray if it is missing
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model, info = load_supernet(supernet_dir)
-    space = get_search_space(settings.search_space or info.get("search_space") or "small", model.config)
-    task = get_task(info["task"])
-    split = info.get("data", {})
-    tokenizer = load_tokenizer(supernet_dir)
-    data = load_task(
-        task.name,
-        data_dir if data_dir is not None else split.get("data_dir"),
-        seed=split.get("split_seed", 0),
-        val_fraction=split.get("val_fraction", 0.3),
-        max_train_examples=split.get("max_train_examples"),
+    setup = prepare_evaluation(
+        supernet_dir,
+        settings.search_space,
+        data_dir,
+        batch_size=settings.batch_size,
+        max_validation_examples=settings.max_validation_examples,
+        subset_seed=settings.seed,
+        measure_latency=settings.measure_latency,
     )
-    if settings.max_validation_examples is not None and settings.max_validation_examples < len(data.validation):
-        data = dataclasses.replace(
-            data,
-            validation=data.validation.shuffle(seed=settings.seed).select(range(settings.max_validation_examples)),
-        )
-    trivial_from = data.train["label"]  # the train part only decides the trivial prediction
-    data = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
-    val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size))
-    test_batches = list(make_loader(data.test, tokenizer, batch_size=settings.batch_size))
-    evaluator = SubnetworkEvaluator(
-        model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if settings.measure_latency else None
-    )
-    yardsticks = _yardsticks(evaluator, trivial_from, test_batches)
+    evaluator, space, task, yardsticks = setup.evaluator, setup.space, setup.task, setup.yardsticks
+    test_batches = setup.test_batches
 
     results, experiment = _tune(evaluator, space, settings, output_dir)
     results.to_csv(output_dir / "results.csv", index=False)
@@ -186,6 +172,66 @@ def run_search(
         output_dir / "hypervolume.png", reference=settings.hypervolume_reference,
     )
     return SearchOutcome(results, front, volume, output_dir, experiment, yardsticks)
+
+
+@dataclass
+class EvaluationSetup:
+    """What scoring sub-networks of one super-network needs, loaded once.
+
+    evaluator: scores configs of `space` on the validation batches it holds.
+    space, task: the search space and the task of the super-network.
+    yardsticks: the trivial predictor and the unpruned model on validation and test.
+    test_batches: the test split (the GLUE dev set), batched.
+    """
+
+    evaluator: SubnetworkEvaluator
+    space: SearchSpace
+    task: Task
+    yardsticks: Yardsticks
+    test_batches: list[dict]
+
+
+def prepare_evaluation(
+    supernet_dir: str | os.PathLike,
+    search_space: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    max_validation_examples: int | None = None,
+    subset_seed: int = 0,
+    measure_latency: bool = False,
+) -> EvaluationSetup:
+    """Load a super-network and its task's data split as it was trained, ready to score sub-networks.
+
+    search_space: "small" | "medium" | "large" | "layer"; None: the super-network's own.
+    data_dir: folder of GLUE TSVs; None: the one recorded with the super-network.
+    max_validation_examples: score on a random validation subset of this size (drawn with
+        `subset_seed`; a search draws it with its own seed); None: all of it.
+    measure_latency: the evaluator also reports each sub-network's measured `latency`.
+    """
+    model, info = load_supernet(supernet_dir)
+    space = get_search_space(search_space or info.get("search_space") or "small", model.config)
+    task = get_task(info["task"])
+    split = info.get("data", {})
+    tokenizer = load_tokenizer(supernet_dir)
+    data = load_task(
+        task.name,
+        data_dir if data_dir is not None else split.get("data_dir"),
+        seed=split.get("split_seed", 0),
+        val_fraction=split.get("val_fraction", 0.3),
+        max_train_examples=split.get("max_train_examples"),
+    )
+    if max_validation_examples is not None and max_validation_examples < len(data.validation):
+        data = dataclasses.replace(
+            data, validation=data.validation.shuffle(seed=subset_seed).select(range(max_validation_examples))
+        )
+    trivial_from = data.train["label"]  # the train part only decides the trivial prediction
+    data = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
+    val_batches = list(make_loader(data.validation, tokenizer, batch_size=batch_size))
+    test_batches = list(make_loader(data.test, tokenizer, batch_size=batch_size))
+    evaluator = SubnetworkEvaluator(
+        model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if measure_latency else None
+    )
+    return EvaluationSetup(evaluator, space, task, _yardsticks(evaluator, trivial_from, test_batches), test_batches)
 
 
 def _tune(
