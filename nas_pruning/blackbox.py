@@ -127,6 +127,7 @@ def tabulate(
         raise ValueError(f"num_configs must be >= 0, got {num_configs}")
     if surrogate not in SURROGATES:
         raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
+    searched = {f"search:{path}": search_configs(path) for path in include_searches}  # before the slow loading
     torch.set_num_threads(num_threads or os.cpu_count())
     setup = prepare_evaluation(
         supernet_dir, None, data_dir, max_validation_examples=max_validation_examples, subset_seed=subset_seed,
@@ -134,7 +135,7 @@ def tabulate(
     )
     space, codec = setup.space, ConfigCodec(setup.space.config_space)
     sources = {"initial_design": setup.space.initial_design()}
-    sources.update({f"search:{path}": search_configs(path) for path in include_searches})
+    sources.update(searched)
     sources["space_filling"] = space_filling_design(space, num_configs, design_seed)
     configs: dict[tuple, Config] = {}
     for config in (c for group in sources.values() for c in group):

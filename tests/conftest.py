@@ -1,5 +1,7 @@
 """Shared fixtures: tiny randomly initialised BERT / RoBERTa classifiers built in code."""
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -92,3 +94,39 @@ def glue_path() -> Path:
     if path is None:
         pytest.skip("GLUE copy not found: set GLUE_DIR or place shared/data/glue beside the repo")
     return path
+
+
+TINY_STSB_VALIDATION = 48  # validation examples each evaluation of the tiny STS-B blackbox scores
+
+
+@pytest.fixture(scope="session")
+def tiny_stsb(tmp_path_factory):
+    """A tiny STS-B super-network, a live local search of it (seed 1) and a blackbox tabulated from both."""
+    from nas_pruning.cli import main
+    from nas_pruning.models import load_tokenizer
+    from nas_pruning.search import SearchSettings, run_search
+    from nas_pruning.supernet import save_supernet
+
+    glue = glue_dir()
+    if glue is None:
+        pytest.skip("GLUE copy not found: set GLUE_DIR or place shared/data/glue beside the repo")
+    root = tmp_path_factory.mktemp("blackbox")
+    model = tiny_model("bert", num_labels=1, vocab_size=30522, max_position_embeddings=128)
+    info = {
+        "task": "stsb", "base_model": "tiny-bert", "strategy": {"name": "standard"}, "search_space": "small",
+        "data": {"data_dir": str(glue), "split_seed": 0, "val_fraction": 0.3, "max_length": 32,
+                 "max_train_examples": 200},
+    }
+    supernet = save_supernet(root / "supernet", model, info, load_tokenizer())
+    settings = SearchSettings(
+        optimizer="local_search", num_evaluations=20, seed=1, max_validation_examples=TINY_STSB_VALIDATION,
+        num_threads=1,
+    )
+    run_search(supernet, root / "search", settings, progress=False)
+    argv = ["tabulate", "--supernet", str(supernet), "--output-dir", str(root / "bb"), "--num-configs", "24",
+            "--include-search", str(root / "search"), "--max-validation-examples", str(TINY_STSB_VALIDATION),
+            "--subset-seed", "1", "--threads", "1"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    return {"supernet": supernet, "search": root / "search", "blackbox": root / "bb", "printed": printed.getvalue()}

@@ -2,52 +2,20 @@
 the live evaluator and with a live search. A tiny random STS-B super-network: its sub-networks' Spearman
 correlations differ, so errors are not all equal."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import glue_dir, tiny_model
+from conftest import TINY_STSB_VALIDATION as VALIDATION
+from conftest import tiny_model
 from syne_tune.blackbox_repository.blackbox_tabular import deserialize
 
 from nas_pruning.blackbox import load_tabulated, space_filling_design
 from nas_pruning.cli import main
-from nas_pruning.models import load_tokenizer
 from nas_pruning.optimizer_benchmark import simulate
-from nas_pruning.search import SearchSettings, front_configs, prepare_evaluation, run_search
+from nas_pruning.search import front_configs, prepare_evaluation
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet import save_supernet
-
-VALIDATION = 48  # validation examples each evaluation scores
-
-
-@pytest.fixture(scope="module")
-def tiny_stsb(tmp_path_factory):
-    """A tiny STS-B super-network, a live local search of it (seed 1) and a blackbox tabulated from both."""
-    glue = glue_dir()
-    if glue is None:
-        pytest.skip("GLUE copy not found: set GLUE_DIR or place shared/data/glue beside the repo")
-    root = tmp_path_factory.mktemp("blackbox")
-    model = tiny_model("bert", num_labels=1, vocab_size=30522, max_position_embeddings=128)
-    info = {
-        "task": "stsb", "base_model": "tiny-bert", "strategy": {"name": "standard"}, "search_space": "small",
-        "data": {"data_dir": str(glue), "split_seed": 0, "val_fraction": 0.3, "max_length": 32,
-                 "max_train_examples": 200},
-    }
-    supernet = save_supernet(root / "supernet", model, info, load_tokenizer())
-    settings = SearchSettings(
-        optimizer="local_search", num_evaluations=20, seed=1, max_validation_examples=VALIDATION, num_threads=1
-    )
-    run_search(supernet, root / "search", settings, progress=False)
-    argv = ["tabulate", "--supernet", str(supernet), "--output-dir", str(root / "bb"), "--num-configs", "24",
-            "--include-search", str(root / "search"), "--max-validation-examples", str(VALIDATION),
-            "--subset-seed", "1", "--threads", "1"]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(argv) == 0
-    return {"supernet": supernet, "search": root / "search", "blackbox": root / "bb", "printed": printed.getvalue()}
 
 
 def test_tabulate_reload_and_query(tiny_stsb):
