@@ -275,7 +275,10 @@ class TabulatedSpace(Blackbox):
     ) -> ObjectiveFunctionResult:
         key = self.codec.key(configuration)
         row = self._rows.get(key)
-        values = self.table.objectives_evaluations[row, 0, 0, :] if row is not None else self._predict(key, configuration)
+        if row is None:
+            values = self._predict(key, configuration)
+        else:
+            values = self.table.objectives_evaluations[row, 0, 0, :]
         return dict(zip(self.objectives_names, values)) if fidelity is not None else values[None, :]
 
     def _predict(self, key: tuple, config: Config) -> np.ndarray:
@@ -293,7 +296,9 @@ def load_tabulated(path: str | os.PathLike, surrogate: str | None = None) -> Tab
     """The blackbox `tabulate` wrote to `path`, with its surrogate (default: the one it was scored with)."""
     path = Path(path)
     if not (path / "metadata.json").exists():
-        raise FileNotFoundError(f"{path} is not a blackbox folder (no metadata.json): make one with `nas-pruning tabulate`")
+        raise FileNotFoundError(
+            f"{path} is not a blackbox folder (no metadata.json): make one with `nas-pruning tabulate`"
+        )
     (tabular,) = deserialize(str(path)).values()
     metadata = deserialize_metadata(str(path))
     surrogate = surrogate or metadata["surrogate"]["model"]

@@ -256,7 +256,9 @@ def write_benchmark(outcome: BenchmarkOutcome, output_dir: str | os.PathLike) ->
             "min": values.min(axis=0), "max": values.max(axis=0),
         }))
     pd.concat(bands, ignore_index=True).to_csv(output_dir / "hypervolume_over_time.csv", index=False)
-    plot_hypervolume(per_optimizer, output_dir / "hypervolume.png", reference="trivial", time_label="simulated time (s)")
+    plot_hypervolume(
+        per_optimizer, output_dir / "hypervolume.png", reference="trivial", time_label="simulated time (s)"
+    )
     return output_dir
 
 
