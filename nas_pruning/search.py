@@ -151,7 +151,7 @@ def run_search(
     evaluator = SubnetworkEvaluator(
         model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if settings.measure_latency else None
     )
-    yardsticks = _yardsticks(evaluator, trivial_from, test_batches)
+    yardsticks = _yardsticks(evaluator, trivial_from, test_batches, progress)
 
     results, experiment = _tune(evaluator, space, settings, output_dir)
     results.to_csv(output_dir / "results.csv", index=False)
@@ -234,10 +234,13 @@ def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialB
     )
 
 
-def _yardsticks(evaluator: SubnetworkEvaluator, train_labels, test_batches: list[dict]) -> Yardsticks:
+def _yardsticks(
+    evaluator: SubnetworkEvaluator, train_labels, test_batches: list[dict], progress: bool = True
+) -> Yardsticks:
     """The trivial predictor (majority class / mean of the train part) and the unpruned
     super-network, each scored on the validation and the test split."""
     task = evaluator.task
+    shown = tqdm(test_batches, desc="scoring the unpruned model on test", unit="batch", disable=not progress)
 
     def labels(batches: list[dict]):
         return torch.cat([batch["labels"] for batch in batches]).numpy()
@@ -246,7 +249,7 @@ def _yardsticks(evaluator: SubnetworkEvaluator, train_labels, test_batches: list
         trivial_validation=task.trivial_metric(train_labels, labels(evaluator.batches)),
         trivial_test=task.trivial_metric(train_labels, labels(test_batches)),
         unpruned_validation=evaluate(evaluator.model, evaluator.batches, task)["metric"],
-        unpruned_test=evaluate(evaluator.model, test_batches, task)["metric"],
+        unpruned_test=evaluate(evaluator.model, shown, task)["metric"],
     )
 
 
