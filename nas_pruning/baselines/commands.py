@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
+from nas_pruning.arguments import non_negative_int, output_folder, positive_float, positive_int, ratio
 from nas_pruning.backends.trial_engine import add_ray_arguments, ray_options
 from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.head_pruning import head_pruning
@@ -43,13 +44,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     nas = methods.add_parser("standard-nas", help="fine-tune every SMALL-space candidate on its own (Syne Tune)")
     _add_common_arguments(nas, model_help="pre-trained model name or folder (default: bundled all-MiniLM-L6-v2)")
     nas.add_argument("--optimizer", default="moasha", choices=list(OPTIMIZERS))
-    nas.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per candidate")
-    nas.add_argument("--learning-rate", type=float, default=2e-5)
-    nas.add_argument("--max-trials", type=int, default=None, help="stop once this many candidates finished")
-    nas.add_argument("--max-time", type=float, default=None, help="time limit in seconds")
-    nas.add_argument("--workers", type=int, default=1, help="candidates trained in parallel")
+    nas.add_argument("--epochs", type=positive_int, default=5, help="fine-tuning epochs per candidate")
+    nas.add_argument("--learning-rate", type=positive_float, default=2e-5)
+    nas.add_argument("--max-trials", type=positive_int, default=None, help="stop once this many candidates finished")
+    nas.add_argument("--max-time", type=positive_float, default=None, help="time limit in seconds")
+    nas.add_argument("--workers", type=positive_int, default=1, help="candidates trained in parallel")
     nas.add_argument(
-        "--split-seed", type=int, default=None,
+        "--split-seed", type=non_negative_int, default=None,
         help="seeds the 70/30 train/validation split (default: --seed); give the split seed of the fine-tuned "
              "model the other baselines start from, so that all are scored on the same validation examples",
     )
@@ -58,8 +59,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     heads = methods.add_parser("head-pruning", help="iterative gradient-importance head pruning (Michel et al.)")
     _add_common_arguments(heads, model_help=_FINETUNED_HELP, model_required=True)
-    heads.add_argument("--heads-per-step", type=int, default=None, help="default: 10%% of all heads")
-    heads.add_argument("--num-examples", type=int, default=512, help="training examples for the importance")
+    heads.add_argument("--heads-per-step", type=positive_int, default=None, help="default: 10%% of all heads")
+    heads.add_argument("--num-examples", type=positive_int, default=512, help="training examples for the importance")
     heads.add_argument("--no-normalize", action="store_true", help="skip the per-layer L2 normalisation")
     _add_finetune_arguments(heads)
     heads.set_defaults(func=_run_head_pruning)
@@ -72,12 +73,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     free = methods.add_parser("retraining-free", help="Fisher mask search, rearrangement and tuning (Kwon et al.)")
     _add_common_arguments(free, model_help=_FINETUNED_HELP, model_required=True)
     free.add_argument(
-        "--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
+        "--budgets", type=ratio, nargs="+", default=list(DEFAULT_BUDGETS),
         help="fractions of the heads' and FFN units' cost to keep",
     )
     free.add_argument("--cost", default="params", choices=COSTS, help="what the budget counts")
-    free.add_argument("--seq-len", type=int, default=128, help="sequence length of the FLOPs cost")
-    free.add_argument("--num-examples", type=int, default=2048, help="sample size for Fisher and mask tuning")
+    free.add_argument("--seq-len", type=positive_int, default=128, help="sequence length of the FLOPs cost")
+    free.add_argument("--num-examples", type=positive_int, default=2048, help="sample size for Fisher and mask tuning")
     free.add_argument("--no-rearrange", action="store_true", help="skip mask rearrangement")
     free.add_argument("--no-tune", action="store_true", help="skip mask tuning")
     free.set_defaults(func=_run_retraining_free)
@@ -93,28 +94,35 @@ def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, mode
         "--data-dir", default=None, help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the hub"
     )
     parser.add_argument(
-        "--seed", type=int, default=None,
+        "--seed", type=non_negative_int, default=None,
         help="seeds the method (importance samples, re-fine-tuning); default: the fine-tuned model's split seed, "
              "else 0. The 70/30 train/validation split is always the model's, so its validation data stays unseen",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument(
-        "--max-length", type=int, default=None, help="tokens per example (default: the model's, else 128)"
+        "--max-length", type=positive_int, default=None, help="tokens per example (default: the model's, else 128)"
     )
-    parser.add_argument("--max-train-examples", type=int, default=None, help="use a random subset of the train part")
     parser.add_argument(
-        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+        "--max-train-examples", type=positive_int, default=None, help="use a random subset of the train part"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument("--output-dir", default=None, help="default: baselines/<task>-<method>-seed<seed>")
+    parser.add_argument(
+        "--max-validation-examples", type=positive_int, default=None,
+        help="score on a random validation subset of this size"
+    )
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--output-dir", type=output_folder, default=None, help="default: baselines/<task>-<method>-seed<seed>"
+    )
     parser.add_argument(
         "--save-models", action="store_true", help="also save every pruned model under output-dir/models"
     )
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--finetune-epochs", type=int, default=0, help="re-fine-tune every pruned model (0: no)")
-    parser.add_argument("--learning-rate", type=float, default=2e-5, help="of the re-fine-tuning")
+    parser.add_argument(
+        "--finetune-epochs", type=non_negative_int, default=0, help="re-fine-tune every pruned model (0: no)"
+    )
+    parser.add_argument("--learning-rate", type=positive_float, default=2e-5, help="of the re-fine-tuning")
 
 
 class _Run:
