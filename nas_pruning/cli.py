@@ -198,7 +198,9 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    folder = export_member(args.search_dir, args.output_dir, index=args.index, max_params=args.max_params)
+    folder = export_member(
+        args.search_dir, args.output_dir, index=args.index, max_params=args.max_params, overwrite=args.overwrite
+    )
     print(f"exported to {folder}:\n{(folder / 'README.md').read_text()}")
 
 
@@ -218,7 +220,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
     supernet_dir = _finetune(args, root / "supernet")
     _search(args, supernet_dir, root / "search", args.search_space)
-    cmd_export(argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None))
+    # The job's own model folder: a rerun of the job replaces it.
+    knee = argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None)
+    cmd_export(argparse.Namespace(**vars(knee), overwrite=True))
     print(f"front plot: {root / 'search' / 'front.png'}")
 
 
@@ -267,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--index", type=non_negative_int, default=None, help="position in the front, by parameter ratio"
     )
     choice.add_argument("--max-params", type=ratio, default=None, help="best error with parameter ratio <= this")
+    export.add_argument(
+        "--overwrite", action="store_true",
+        help="write into a non-empty --output-dir (never into a super-network or search folder)",
+    )
     export.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: finetune -> search -> Pareto front -> export the knee")

@@ -42,7 +42,7 @@ from syne_tune.results_callback import StoreResultsCallback
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import evaluate
-from nas_pruning.files import absolute_path, atomic_write, write_text_atomic
+from nas_pruning.files import absolute_path, atomic_write, stored_path, write_text_atomic
 from nas_pruning.models import load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
@@ -55,7 +55,7 @@ from nas_pruning.pareto import (
     plot_hypervolume,
 )
 from nas_pruning.search_spaces import SearchSpace, get_search_space
-from nas_pruning.supernet import load_supernet
+from nas_pruning.supernet import INFO_FILE, load_supernet
 from nas_pruning.tasks import encode, get_task, load_task, make_loader
 
 SEARCH_SETTINGS_FILE = "summary.json"
@@ -167,7 +167,7 @@ def run_search(
     tokenizer = load_tokenizer(supernet_dir)
     data = load_task(
         task.name,
-        data_dir if data_dir is not None else split.get("data_dir"),
+        data_dir if data_dir is not None else _recorded_data_dir(split, supernet_dir),
         seed=split.get("split_seed", 0),
         val_fraction=split.get("val_fraction", 0.3),
         splits=("validation", "test"),
@@ -423,6 +423,12 @@ def _plain(value):
     """A Python scalar; integral floats (pandas turns int columns with gaps into floats) become ints."""
     value = value.item() if hasattr(value, "item") else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _recorded_data_dir(split: dict, supernet_dir) -> str | None:
+    """The GLUE folder the super-network was trained with (older records store it as typed)."""
+    recorded = split.get("data_dir")
+    return None if recorded is None else stored_path(recorded, Path(supernet_dir) / INFO_FILE)
 
 
 def _latency_batch(batches: list[dict]) -> dict:

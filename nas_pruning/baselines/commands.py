@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from transformers import AutoConfig
+from transformers import PretrainedConfig
 
 from nas_pruning.arguments import non_negative_int, output_folder, positive_float, positive_int, ratio
 from nas_pruning.backends.trial_engine import add_ray_arguments, ray_options
@@ -28,7 +28,8 @@ from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import COSTS, DEFAULT_BUDGETS, retraining_free
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.models import load_model, load_tokenizer
-from nas_pruning.models.loading import resolve_model_path
+from nas_pruning.files import stored_path
+from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet
 from nas_pruning.tasks import TASKS, get_task
@@ -100,7 +101,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, mode
     )
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument(
-        "--max-length", type=positive_int, default=None, help="tokens per example (default: the model's, else 128)"
+        "--max-length", type=positive_int, default=None,
+        help="tokens per example (default: the fine-tuned model's, else 128 or the model's maximum if shorter)"
     )
     parser.add_argument(
         "--max-train-examples", type=positive_int, default=None, help="use a random subset of the train part"
@@ -135,10 +137,17 @@ class _Run:
         self.split_seed = split.get("split_seed", args.seed if args.seed is not None else 0)
         self.seed = args.seed if args.seed is not None else self.split_seed
         self.data_dir = args.data_dir or split.get("data_dir")
-        self.max_length = args.max_length or split.get("max_length", 128)
+        config = load_config(args.model)  # a missing model folder is one clear line, before any work
+        longest = max_sequence_length(config)
+        self.max_length = args.max_length or split.get("max_length", min(128, longest))
         self.output_dir = Path(args.output_dir or f"baselines/{args.task}-{args.baseline}-seed{self.seed}")
         self.results_path = self.output_dir / "results.csv"
         self.models_dir = self.output_dir / "models" if args.save_models else None
+        if self.max_length > longest:
+            raise ValueError(f"--max-length must be at most {longest} for {args.model or 'the default model'}, "
+                             f"got {self.max_length}")
+        if args.baseline != "standard-nas":  # the others start from a model fine-tuned on the task
+            self.check_finetuned_model(config)
 
     def data(self) -> BaselineData:
         return load_baseline_data(
@@ -153,13 +162,29 @@ class _Run:
         if Path(path, INFO_FILE).is_file():
             return load_supernet(path)[0]
         task = get_task(self.args.task)
-        outputs = AutoConfig.from_pretrained(resolve_model_path(path), trust_remote_code=True).num_labels
-        if outputs != task.num_labels:
-            raise ValueError(
-                f"{path} has {outputs} outputs but task {task.name!r} needs {task.num_labels}: "
-                f"pass a model fine-tuned on the task (e.g. by `nas-pruning finetune --strategy standard`)"
-            )
         return load_model(path, num_labels=task.num_labels, is_regression=task.is_regression).eval()
+
+    def check_finetuned_model(self, config: PretrainedConfig) -> None:
+        """Refuse, before any work, a model that is not fine-tuned on the task: one recorded for
+        another task (supernet.json, or config.json's `finetuning_task`), one without a
+        classification head, or one with another number of outputs."""
+        path, task = self.args.model, get_task(self.args.task)
+        info = Path(path, INFO_FILE)
+        recorded = json.loads(info.read_text()).get("task") if info.is_file() else getattr(config, "finetuning_task", None)
+        advice = f"pass a model fine-tuned on {task.name!r} (e.g. by `nas-pruning finetune --strategy standard`)"
+        if recorded is not None and _task_name(recorded) != task.name:
+            raise ValueError(f"{path} was fine-tuned on {recorded!r}, not on {task.name!r}: {advice}")
+        heads = [name for name in config.architectures or [] if name.endswith("ForSequenceClassification")]
+        if recorded is None and not heads:
+            raise ValueError(
+                f"{path} has no trained classification head (architectures {config.architectures}): {advice}"
+            )
+        if config.num_labels != task.num_labels:
+            kind = "regression" if task.is_regression else f"{task.num_labels}-class classification"
+            raise ValueError(
+                f"{path} has {config.num_labels} outputs but task {task.name!r} needs {task.num_labels} ({kind}): "
+                f"{advice}"
+            )
 
     def finetune_config(self) -> TrainingConfig | None:
         if self.args.finetune_epochs <= 0:
@@ -174,11 +199,23 @@ class _Run:
         print(f"results: {self.results_path}")
 
 
+def _task_name(name: str) -> str:
+    """The registry name of a recorded task (older records may use another spelling)."""
+    try:
+        return get_task(name).name
+    except ValueError:
+        return name
+
+
 def _split_of(model: str | None) -> dict[str, Any]:
     """The data settings a fine-tuned model folder recorded (supernet.json), if any."""
     if model is None or not Path(model, INFO_FILE).is_file():
         return {}
-    return json.loads(Path(model, INFO_FILE).read_text()).get("data", {})
+    info = Path(model, INFO_FILE)
+    split = json.loads(info.read_text()).get("data", {})
+    if split.get("data_dir") is not None:
+        split["data_dir"] = stored_path(split["data_dir"], info)
+    return split
 
 
 def _run_head_pruning(args: argparse.Namespace) -> None:
