@@ -223,7 +223,7 @@ class CoFiRun:
         result = {
             "config": self.config.to_dict(),
             "result": self.history[-1],
-            "model_dir": str(self.output_dir / MODEL_FOLDER),
+            "model_dir": str((self.output_dir / MODEL_FOLDER).resolve()),
         }
         (self.output_dir / "result.json").write_text(json.dumps(result, indent=2))
 
