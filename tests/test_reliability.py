@@ -221,6 +221,9 @@ BAD_OPTIONS = [
     (["baseline", "retraining-free", "--task", "rte", "--model", "m", "--budgets", "0"], "--budgets", "> 0"),
     (["baseline", "standard-nas", "--task", "rte", "--max-trials", "0"], "--max-trials", ">= 1"),
     (["cofi-search", "--n-trials", "0"], "--n-trials", ">= 1"),
+    (["cofi", "--prune-epochs", "0"], "--prune-epochs", ">= 1"),
+    (["cofi", "--target-sparsity", "1"], "--target-sparsity", "< 1"),
+    (["cofi", "--finetune-learning-rate", "0"], "--finetune-learning-rate", "> 0"),
     (["cofi-search", "--sparsity-range", "0.5", "1"], "--sparsity-range", "< 1"),
 ]
 
