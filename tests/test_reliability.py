@@ -5,6 +5,11 @@ right result. Tiny models; seconds per test."""
 import _thread
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,6 +93,31 @@ def test_an_interrupted_search_keeps_its_results_and_resumes_to_exactly_n(tiny_s
     # a finished search asked again for the same budget runs nothing more
     assert search(tiny_supernet, tmp_path / "s", 6) == 0
     assert len(pd.read_csv(tmp_path / "s" / "results.csv")) == 6
+
+
+def test_a_search_killed_mid_way_resumes_to_exactly_n(tiny_supernet, tmp_path):
+    """SIGKILL (no clean-up at all) once k evaluations are in results.csv; the rerun adds only N - k."""
+    output = tmp_path / "s"
+    argv = ["search", "--supernet", str(tiny_supernet), "--output-dir", str(output), "--num-evaluations", "12",
+            "--optimizer", "random", "--max-validation-examples", "128", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-m", "nas_pruning.cli", *argv], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if (output / "results.csv").is_file() and len(pd.read_csv(output / "results.csv")) >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    kept = pd.read_csv(output / "results.csv")
+    assert 3 <= len(kept) < 12 and not (output / "summary.json").exists()
+    assert main(argv) == 0
+    results = pd.read_csv(output / "results.csv")
+    assert sorted(results["trial_id"]) == list(range(12))
+    pd.testing.assert_frame_equal(results[kept.columns].iloc[: len(kept)], kept)
 
 
 def test_resuming_a_search_with_other_settings_or_a_smaller_budget_is_refused(tiny_supernet, tmp_path, capsys):
