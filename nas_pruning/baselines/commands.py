@@ -144,8 +144,9 @@ class _Run:
         self.results_path = self.output_dir / "results.csv"
         self.models_dir = self.output_dir / "models" if args.save_models else None
         if self.max_length > longest:
-            raise ValueError(f"--max-length must be at most {longest} for {args.model or 'the default model'}, "
-                             f"got {self.max_length}")
+            raise ValueError(
+                f"--max-length must be at most {longest} for {args.model or 'the default model'}, got {self.max_length}"
+            )
         if args.baseline != "standard-nas":  # the others start from a model fine-tuned on the task
             self.check_finetuned_model(config)
 
@@ -170,7 +171,9 @@ class _Run:
         classification head, or one with another number of outputs."""
         path, task = self.args.model, get_task(self.args.task)
         info = Path(path, INFO_FILE)
-        recorded = json.loads(info.read_text()).get("task") if info.is_file() else getattr(config, "finetuning_task", None)
+        recorded = getattr(config, "finetuning_task", None)
+        if info.is_file():
+            recorded = json.loads(info.read_text()).get("task")
         advice = f"pass a model fine-tuned on {task.name!r} (e.g. by `nas-pruning finetune --strategy standard`)"
         if recorded is not None and _task_name(recorded) != task.name:
             raise ValueError(f"{path} was fine-tuned on {recorded!r}, not on {task.name!r}: {advice}")
