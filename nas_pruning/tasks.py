@@ -599,6 +599,10 @@ def _read_data_file(path: Path) -> datasets.Dataset:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except datasets.exceptions.DatasetGenerationError as err:
         raise ValueError(f"could not read {path}: {err.__cause__ or err}") from err
+    except ValueError as err:  # `datasets` says 'Instruction "train" corresponds to no data!'
+        if "no data" not in str(err):
+            raise
+        raise ValueError(f"{path} holds no examples: it needs a header line and at least one row") from err
 
 
 def _load_custom_data(source: str) -> tuple[datasets.Dataset, datasets.Dataset | None]:
@@ -636,7 +640,30 @@ def _select_columns(
                 f"{source} has no column {column!r}; its columns are {dataset.column_names}"
             )
     dataset = dataset.select_columns(list(text_columns) + [label_column])
+    for column in text_columns:
+        feature = dataset.features[column]
+        if not isinstance(feature, datasets.Value):
+            raise ValueError(f"{source}: text column {column!r} holds {_kind(feature)}; it must hold plain text")
+        if feature.dtype not in ("string", "large_string"):  # numbers as text, e.g. from a CSV file
+            with _quiet():
+                dataset = dataset.cast_column(column, datasets.Value("string"))
+    label = dataset.features[label_column]
+    if not (isinstance(label, datasets.ClassLabel) or (isinstance(label, datasets.Value) and _scalar(label.dtype))):
+        raise ValueError(
+            f"{source}: label column {label_column!r} holds {_kind(label)}; labels must be strings or numbers"
+        )
     return dataset if label_column == "label" else dataset.rename_column(label_column, "label")
+
+
+def _scalar(dtype: str) -> bool:
+    return dtype in ("string", "large_string", "bool") or dtype.startswith(("int", "uint", "float"))
+
+
+def _kind(feature) -> str:
+    """What a column holds, for messages (`datasets` reads mixed or nested JSON values as Json / lists)."""
+    if isinstance(feature, datasets.Value):
+        return f"{feature.dtype} values"
+    return f"nested or mixed values ({type(feature).__name__})"
 
 
 def _infer_label_names(parts: list[datasets.Dataset]) -> tuple[tuple[str, ...] | None, dict]:

@@ -82,9 +82,10 @@ def test_more_target_examples_than_exist_is_refused(glue_path):
 
 
 def test_cli_rejects_bad_input_before_any_work():
-    args = parser().parse_args(["cofi", "--task", "rte", "--target-sparsity", "1.5"])
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        args.func(args)
+    with pytest.raises(SystemExit):  # argparse: outside (0, 1)
+        parser().parse_args(["cofi", "--task", "rte", "--target-sparsity", "1.5"])
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):  # the same check without the command line
+        CoFiConfig(task="rte", target_sparsity=1.5)
     with pytest.raises(SystemExit):  # argparse: not a number
         parser().parse_args(["cofi", "--target-examples", "many"])
 

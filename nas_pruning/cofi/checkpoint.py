@@ -3,7 +3,9 @@
 The folder holds ``state.pt`` (stage, epochs done, training state, history and
 the run's settings) and, once pruning is over, ``pruned/``: the extracted model
 the fine-tuning stage trains. A checkpoint written with other settings is
-refused rather than silently mixed in.
+refused rather than silently mixed in. ``state.pt`` is written atomically with its
+SHA-256 beside it and loaded with ``weights_only=True`` (`nas_pruning.files`): a
+damaged one is refused, naming the folder to delete.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
 from transformers import PreTrainedModel
 
 from nas_pruning.cofi.config import CoFiConfig
+from nas_pruning.files import CheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
 from nas_pruning.models import load_model
 from nas_pruning.tasks import Task
 
@@ -36,10 +38,10 @@ class RunCheckpoint:
         """The saved state, or None if there is none."""
         if self.folder is None or not (self.folder / STATE_FILE).exists():
             return None
-        state = torch.load(self.folder / STATE_FILE, map_location="cpu", weights_only=False)
+        state = load_checkpoint(self.folder / STATE_FILE, f"delete {self.folder} to start the run over")
         if state["settings"] != self.settings:
             changed = sorted(k for k in self.settings if state["settings"].get(k) != self.settings[k])
-            raise ValueError(
+            raise CheckpointError(
                 f"the checkpoint in {self.folder} was written with other settings ({', '.join(changed)} differ); "
                 "remove it or write to another folder"
             )
@@ -48,10 +50,7 @@ class RunCheckpoint:
     def save(self, state: dict) -> None:
         if self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = self.folder / f".{STATE_FILE}.tmp"
-        torch.save({**state, "settings": self.settings}, staging)
-        os.replace(staging, self.folder / STATE_FILE)
+        save_checkpoint({**state, "settings": self.settings}, self.folder / STATE_FILE)
 
     def save_pruned(self, model: PreTrainedModel) -> None:
         if self.folder is not None:
@@ -63,5 +62,5 @@ class RunCheckpoint:
     def clear(self) -> None:
         """Remove the checkpoint once the run has written its results."""
         if self.folder is not None:
-            (self.folder / STATE_FILE).unlink(missing_ok=True)
+            remove_checkpoint(self.folder / STATE_FILE)
             shutil.rmtree(self.folder / PRUNED_FOLDER, ignore_errors=True)

@@ -37,6 +37,7 @@ from nas_pruning.cofi.teacher import load_or_train_teacher, teacher_path
 from nas_pruning.cofi.transfer import MultiTaskModel
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import count_parameters, get_adapter, load_tokenizer
+from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.tasks import get_task
 
 MODEL_FOLDER = "model"
@@ -61,6 +62,11 @@ def run_cofi(
     if a loss becomes NaN.
     """
     torch.set_num_threads(config.num_threads or os.cpu_count())
+    longest = max_sequence_length(load_config(config.model))  # also: a missing model is one clear line
+    if config.max_length > longest:
+        raise ValueError(
+            f"max_length must be at most {longest} (the model's position embeddings), got {config.max_length}"
+        )
     return CoFiRun(config, Path(output_dir), report, RunCheckpoint(checkpoint_dir, config), progress).run()
 
 
@@ -217,7 +223,7 @@ class CoFiRun:
         result = {
             "config": self.config.to_dict(),
             "result": self.history[-1],
-            "model_dir": str(self.output_dir / MODEL_FOLDER),
+            "model_dir": str((self.output_dir / MODEL_FOLDER).resolve()),
         }
         (self.output_dir / "result.json").write_text(json.dumps(result, indent=2))
 
