@@ -2,11 +2,9 @@
 predictor, resuming by rows, and the interleaved speed comparison. No claim is tested here."""
 
 import sys
-import time
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -34,7 +32,7 @@ def synthetic_rows() -> pd.DataFrame:
             grid="test", target=target, aux=aux, target_sparsity=sparsity, variant=variant, seed=seed,
             val_metric=test + 0.01, test_metric=test, trivial_val_metric=0.0, trivial_test_metric=0.0,
             teacher_val_metric=0.8, teacher_test_metric=0.79 + seed / 100, real_sparsity=sparsity + 0.0001,
-            params=0.5, speedup_32x128=speedup, speedup_1x128=2.0, wall_s=600.0, teacher_wall_s=100.0,
+            params=0.5, speedup_32x128=speedup, speedup_1x128=2.0, wall_s=600.0, cpu_s=1000.0, teacher_wall_s=100.0, teacher_cpu_s=180.0,
             target_examples=1000, max_length=128, prune_epochs=3, finetune_epochs=2,
         ))  # fmt: skip
 
@@ -86,7 +84,7 @@ def test_a_claim_turns_with_the_numbers():
 def test_report_is_built_from_rows_alone():
     report = build_report(synthetic_rows())
     assert "| stsb + mrpc | 0.95       | none            | 3       | 0.310 ± 0.010" in report and "0.310 ± 0.010" in report
-    assert "Compute in the rows: 7.17 CPU-hours of runs plus 0.14 of teachers" in report
+    assert "Compute in the rows: 7.17 h wall time of runs plus 0.14 h of teachers (12.19 h of process CPU time" in report
     assert report.count(MISSING) == 3  # SST-2: delta - none, both stages, weights + structure
     assert "No rows yet" in build_report(pd.DataFrame(columns=list(synthetic_rows().columns)))
 
@@ -117,28 +115,41 @@ def test_planned_runs_and_resuming_by_rows(tmp_path):
         benchmark.planned_runs(benchmark.parse_args(["--pairs", "rte:qnli"]))
 
 
-class Recorder(nn.Module):
-    """A stand-in model that logs its forward passes and sleeps `seconds` in each."""
+class Clock:
+    """A fake perf_counter that only the stand-in models advance."""
 
-    def __init__(self, name: str, log: list, seconds: float) -> None:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder(nn.Module):
+    """A stand-in model that logs its forward passes, each taking `seconds` on `clock`
+    (its first `slow_passes` take a second: the warm-up a fair comparison must drop)."""
+
+    def __init__(self, name: str, log: list, clock: Clock, seconds: float, slow_passes: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
         self.config = type("Config", (), {"vocab_size": 2000})()
-        self.name, self.log, self.seconds = name, log, seconds
+        self.name, self.log, self.clock, self.seconds, self.slow_passes = name, log, clock, seconds, slow_passes
 
     def forward(self, input_ids, attention_mask):
         self.log.append((self.name, tuple(input_ids.shape)))
-        time.sleep(self.seconds)
+        self.clock.now += 1.0 if self.slow_passes > 0 else self.seconds
+        self.slow_passes -= 1
 
 
-def test_speed_comparison_interleaves_after_warmup_and_reports_median_and_iqr():
-    log = []
-    slow, fast = Recorder("unpruned", log, 0.02), Recorder("pruned", log, 0.005)
+def test_speed_comparison_interleaves_after_warmup_and_reports_median_and_iqr(monkeypatch):
+    log, clock = [], Clock()
+    monkeypatch.setattr("nas_pruning.cofi.speed.time.perf_counter", clock)
+    slow, fast = Recorder("unpruned", log, clock, 0.02, 2), Recorder("pruned", log, clock, 0.005, 2)
     speed = speed_comparison(slow, fast, shapes=((4, 16), (1, 16)), repeats=5, warmup=2)
     assert log == [(name, (4, 16)) for _ in range(7) for name in ("unpruned", "pruned")] + [
         (name, (1, 16)) for _ in range(7) for name in ("unpruned", "pruned")
     ]
     for shape in ("4x16", "1x16"):
-        assert 2.0 < speed[f"speedup_{shape}"] < 6.0 and speed[f"speedup_{shape}_iqr"] >= 0
-        assert speed[f"baseline_latency_{shape}"] > speed[f"latency_{shape}"] >= 0.005
-    assert np.isfinite(list(speed.values())).all()
+        assert speed[f"speedup_{shape}"] == pytest.approx(4.0) and speed[f"speedup_{shape}_iqr"] == pytest.approx(0)
+        assert speed[f"baseline_latency_{shape}"] == pytest.approx(0.02)
+        assert speed[f"latency_{shape}"] == pytest.approx(0.005)

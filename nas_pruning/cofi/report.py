@@ -117,7 +117,14 @@ def build_report(rows: pd.DataFrame, min_seeds: int = 3) -> str:
     schedule = ", ".join(
         f"{name} {'/'.join(str(v) for v in rows[name].drop_duplicates())}" for name in settings if name in rows
     )
-    teachers = rows.drop_duplicates(["target", "seed"])["teacher_wall_s"].sum() if "teacher_wall_s" in rows else 0.0
+    teachers = rows.drop_duplicates(["target", "seed"])
+    compute = (
+        f"{rows['wall_s'].sum() / 3600:.2f} h wall time of runs plus {teachers['teacher_wall_s'].sum() / 3600:.2f} h "
+        "of teachers"
+    )
+    if "cpu_s" in rows:
+        cpu = rows["cpu_s"].sum() + teachers["teacher_cpu_s"].sum()
+        compute += f" ({cpu / 3600:.2f} h of process CPU time, all threads, teachers included)"
     summary = variant_summary(rows)
     table = pd.DataFrame({
         "target": summary["target"] + " + " + summary["aux"],
@@ -141,8 +148,7 @@ def build_report(rows: pd.DataFrame, min_seeds: int = 3) -> str:
     return (
         "# CoFi pruning with transfer learning (MiniLM, limited target data)\n\n"
         f"Generated from {len(rows)} rows (`docs/cofi_transfer_rows.csv`, grid "
-        f"{', '.join(rows['grid'].drop_duplicates())}): {schedule}. Compute in the rows: "
-        f"{rows['wall_s'].sum() / 3600:.2f} CPU-hours of runs plus {teachers / 3600:.2f} of teachers.\n\n"
+        f"{', '.join(rows['grid'].drop_duplicates())}): {schedule}. Compute in the rows: {compute}.\n\n"
         "test metric: the target's metric (STS-B Spearman, SST-2 accuracy, ...) on its GLUE dev split, mean ± sample "
         "std over seeds; validation: on the held-out validation part; trivial: a constant predictor (majority class "
         "of the training examples; for regression a constant, correlation 0); teacher: the unpruned model "
