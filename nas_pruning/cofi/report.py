@@ -144,7 +144,9 @@ def build_report(rows: pd.DataFrame, min_seeds: int = 3) -> str:
         "wall min": summary["wall_min"].map("{:.1f}".format),
     })  # fmt: skip
     judged = pd.DataFrame(claims(rows, min_seeds))
-    claims_md = judged.to_markdown(index=False, disable_numparse=True) if not judged.empty else f"(no rows at {CLAIM_SPARSITY:.0%} sparsity)"
+    claims_md = f"(no rows at {CLAIM_SPARSITY:.0%} sparsity)"
+    if not judged.empty:
+        claims_md = judged.to_markdown(index=False, disable_numparse=True)
     return (
         "# CoFi pruning with transfer learning (MiniLM, limited target data)\n\n"
         f"Generated from {len(rows)} rows (`docs/cofi_transfer_rows.csv`, grid "
