@@ -39,7 +39,7 @@ from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
 from nas_pruning.cofi.data import TransferData, load_transfer_data
 from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
 from nas_pruning.cofi.report import KEY, build_report
-from nas_pruning.cofi.speed import speed_comparison
+from nas_pruning.cofi.speed import SPEED_SHAPES, speed_comparison
 from nas_pruning.cofi.teacher import teacher_path
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import load_model, load_tokenizer
@@ -71,6 +71,8 @@ class Grid:
     variants: dict[float, list[str]]  # target sparsity -> variants run at it
     seeds: tuple[int, ...]
     settings: dict  # CoFiConfig settings shared by every run
+    speed_shapes: tuple[tuple[int, int], ...] = SPEED_SHAPES  # (batch, length) of the final speed comparison
+    speed_repeats: int = 20  # its timed passes of each model per shape
 
 
 GRIDS = {
@@ -213,7 +215,8 @@ def run_row(args: argparse.Namespace, run: dict) -> dict | None:
     task = get_task(config.task)
     teacher = load_model(str(teacher_path(config)), task.num_labels, task.is_regression)
     pruned = load_model(str(folder / MODEL_FOLDER), task.num_labels, task.is_regression)
-    speed = speed_comparison(teacher, pruned)
+    grid = GRIDS[args.grid]
+    speed = speed_comparison(teacher, pruned, grid.speed_shapes, grid.speed_repeats)
     coupling, stage, transfer = VARIANTS[run["variant"]]
     return {
         **run, "coupling": coupling, "stage": stage, "transfer": transfer,

@@ -154,3 +154,43 @@ def test_speed_comparison_interleaves_after_warmup_and_reports_median_and_iqr(mo
         assert speed[f"speedup_{shape}"] == pytest.approx(4.0) and speed[f"speedup_{shape}_iqr"] == pytest.approx(0)
         assert speed[f"baseline_latency_{shape}"] == pytest.approx(0.02)
         assert speed[f"latency_{shape}"] == pytest.approx(0.005)
+
+
+def test_benchmark_appends_a_row_per_run_skips_it_on_rerun_and_rebuilds_the_report(
+    glue_path, tmp_path, monkeypatch, capsys
+):
+    """The row pipeline end to end on a tiny random BERT (a 2-run grid): a row per finished run with
+    the trivial predictor, the teacher and the speed comparison; a rerun runs nothing."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from nas_pruning.models import load_tokenizer
+
+    model_dir = tmp_path / "tiny-bert"
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=12, max_position_embeddings=128)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    settings = dict(
+        target_examples=16, max_aux_examples=32, max_eval_examples=16, max_length=32, batch_size=8, teacher_epochs=1,
+        prune_epochs=1, finetune_epochs=1, latency_batch_size=4, latency_seq_len=16, latency_repeats=1,
+    )  # fmt: skip
+    grid = benchmark.Grid(pairs=(("rte", "qnli"),), variants={0.5: ["none", "delta"]}, seeds=(0,), settings=settings,
+                          speed_repeats=1)  # fmt: skip
+    monkeypatch.setitem(benchmark.GRIDS, "tiny", grid)
+    argv = ["--grid", "tiny", "--model", str(model_dir), "--data-dir", str(glue_path), "--threads", "1",
+            "--work-dir", str(tmp_path / "work"), "--rows", str(tmp_path / "rows.csv"),
+            "--report", str(tmp_path / "report.md")]  # fmt: skip
+    benchmark.main(argv)
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert rows["variant"].tolist() == ["none", "delta"] and rows["coupling"].tolist() == ["none", "delta"]
+    # A constant class on RTE's dev split (131 entailment of 277), the same for both runs (one teacher, one seed).
+    assert rows["trivial_test_metric"].nunique() == 1 and rows["trivial_test_metric"][0] in (131 / 277, 146 / 277)
+    for column in ("val_metric", "test_metric", "teacher_test_metric", "real_sparsity", "params", "speedup_32x128",
+                   "speedup_1x128_iqr", "wall_s", "cpu_s", "teacher_wall_s"):  # fmt: skip
+        assert rows[column].notna().all(), column
+    assert "## Results per variant" in (tmp_path / "report.md").read_text()
+    capsys.readouterr()
+    benchmark.main(argv)
+    assert "[1/2]" not in capsys.readouterr().out and len(pd.read_csv(tmp_path / "rows.csv")) == 2
