@@ -81,8 +81,8 @@ GRIDS = {
         variants={0.9: COUPLINGS, 0.95: list(VARIANTS)},
         seeds=(0, 1, 2),
         settings=dict(
-            target_examples=1000, max_length=128, max_aux_examples=4000, max_eval_examples=500, teacher_epochs=3,
-            prune_epochs=3, finetune_epochs=2, gate_learning_rate=0.1, lambda_learning_rate=0.1, latency_repeats=1,
+            target_examples=1000, max_length=64, max_aux_examples=4000, max_eval_examples=500, teacher_epochs=3,
+            prune_epochs=2, finetune_epochs=1, gate_learning_rate=0.1, lambda_learning_rate=0.1, latency_repeats=1,
         ),
     ),
 }  # fmt: skip
