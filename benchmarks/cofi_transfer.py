@@ -218,6 +218,8 @@ def run_row(args: argparse.Namespace, run: dict) -> dict | None:
     grid = GRIDS[args.grid]
     speed = speed_comparison(teacher, pruned, grid.speed_shapes, grid.speed_repeats)
     coupling, stage, transfer = VARIANTS[run["variant"]]
+    # Missing only if the run was killed between writing its result and its last report.
+    elapsed = json.loads(elapsed_file.read_text()) if elapsed_file.exists() else {"wall_s": np.nan, "cpu_s": np.nan}
     return {
         **run, "coupling": coupling, "stage": stage, "transfer": transfer,
         **{name: getattr(config, name) for name in ROW_SETTINGS},
@@ -225,7 +227,7 @@ def run_row(args: argparse.Namespace, run: dict) -> dict | None:
         **{name: reference[name] for name in ("trivial_val_metric", "trivial_test_metric", "teacher_val_metric",
                                               "teacher_test_metric")},
         "real_sparsity": result["sparsity"], "params": result["params"], **speed,
-        **json.loads(elapsed_file.read_text()), "teacher_wall_s": reference["teacher_wall_s"],
+        **elapsed, "teacher_wall_s": reference["teacher_wall_s"],
         "teacher_cpu_s": reference["teacher_cpu_s"],
         "threads": args.threads, "load_avg_1min": os.getloadavg()[0],
     }  # fmt: skip
