@@ -151,6 +151,40 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_model_dir, glue_path, 
     assert pd.read_csv(tmp_path / "out" / "history.csv")["epoch"].tolist() == [1, 2, 3, 4]
 
 
+def final_state(folder) -> dict:
+    """Weights of the exported model of a finished run (its masks are its shapes and folded gates)."""
+    return load_model(str(folder / "model"), 2, False).state_dict()
+
+
+@pytest.mark.parametrize("interrupted_after", [1, 2, 3])  # mid-pruning, the last pruning epoch, mid-fine-tuning
+def test_killed_and_resumed_run_equals_an_uninterrupted_one_exactly(
+    tiny_model_dir, glue_path, tmp_path, interrupted_after
+):
+    """Resuming restores everything that decides the result (RNG states, gates, multipliers, optimizers,
+    step), so the exported model is bit-for-bit that of a run never stopped."""
+    config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="delta", prune_epochs=2, finetune_epochs=2)
+    run_cofi(config, tmp_path / "whole", None, tmp_path / "whole-ckpt", progress=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt(row):
+        if row["epoch"] == interrupted_after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_cofi(config, tmp_path / "out", interrupt, tmp_path / "ckpt", progress=False)
+    torch.manual_seed(12345)  # a fresh process starts from another RNG state
+    run_cofi(config, tmp_path / "out", None, tmp_path / "ckpt", progress=False)
+    whole, resumed = final_state(tmp_path / "whole"), final_state(tmp_path / "out")
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    history = {name: pd.read_csv(tmp_path / name / "history.csv") for name in ("whole", "out")}
+    for column in ("error", "params", "sparsity", "test_metric"):
+        assert history["whole"][column].equals(history["out"][column]), column
+
+
 def test_checkpoint_written_with_other_settings_is_refused(tmp_path):
     RunCheckpoint(tmp_path, CoFiConfig(task="rte")).save({"stage": "prune"})
     with pytest.raises(ValueError, match=r"other settings \(seed differ\)"):

@@ -16,7 +16,7 @@ from nas_pruning.models.loading import POOLING_HELP
 from nas_pruning.tasks import get_task
 
 #: The target -> auxiliary pairs of the benchmark (all data in shared/data/glue).
-DEFAULT_AUXILIARY = {"rte": "qnli", "mrpc": "stsb", "cola": "sst2"}
+DEFAULT_AUXILIARY = {"rte": "qnli", "mrpc": "stsb", "cola": "sst2", "stsb": "mrpc", "sst2": "cola"}
 #: The settings a CoFi-transfer search varies; the others are fixed per search.
 SEARCHED_SETTINGS = ("target_sparsity", "coupling", "lambda_delta", "aux_task", "stage", "transfer")
 
