@@ -138,7 +138,7 @@ def run_search(
             test=data.test,
         )
     data = encode(data, tokenizer, max_length=split.get("max_length", 128))
-    val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size))
+    val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size, by_length=True))
     evaluator = SubnetworkEvaluator(
         model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if settings.measure_latency else None
     )
@@ -146,7 +146,8 @@ def run_search(
     results, experiment = _tune(evaluator, space, settings, output_dir)
     results.to_csv(output_dir / "results.csv", index=False)
     front = pareto_front(results)
-    front = _score_on_test(evaluator, front, list(make_loader(data.test, tokenizer, batch_size=settings.batch_size)))
+    test_batches = list(make_loader(data.test, tokenizer, batch_size=settings.batch_size, by_length=True))
+    front = _score_on_test(evaluator, front, test_batches)
     front.to_csv(output_dir / "pareto.csv", index=False)
     volume = hypervolume(front)
     summary = {
