@@ -145,7 +145,7 @@ def train_supernet(
             state.step += 1
             losses.append(loss)
             bar.update()
-            if bar.n % LOG_EVERY == 0 and not bar.disable:  # reading the loss waits for the device
+            if not bar.disable and bar.n % LOG_EVERY == 0:  # reading the loss waits for the device
                 bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}")
         state.train_seconds += time.perf_counter() - start
         metrics = {
