@@ -187,8 +187,8 @@ def run_search(
         )
     trivial_from = data.train["label"]  # the train part only decides the trivial prediction
     data = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
-    val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size))
-    test_batches = list(make_loader(data.test, tokenizer, batch_size=settings.batch_size))
+    val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size, by_length=True))
+    test_batches = list(make_loader(data.test, tokenizer, batch_size=settings.batch_size, by_length=True))
     evaluator = SubnetworkEvaluator(
         model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if settings.measure_latency else None
     )

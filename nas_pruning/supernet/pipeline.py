@@ -112,10 +112,14 @@ def finetune(
         net.config.finetuning_task = data.task.name  # saved in config.json: baselines check it
         if data_parallel is None:
             net.to("cuda" if torch.cuda.is_available() else "cpu")
-            train_loader = make_loader(data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed)
+            train_loader = make_loader(
+                data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed, by_length=config.group_by_length
+            )
         else:
             net.to(data_parallel.device)
-            train_loader = data_parallel.loader(data.train, tokenizer, batch_size, seed=seed)
+            train_loader = data_parallel.loader(
+                data.train, tokenizer, batch_size, seed=seed, by_length=config.group_by_length
+            )
         space = get_search_space(search_space, net.config) if search_space is not None else None
         # Sampled sub-networks must train in the new order; `standard` is scored once fine-tuned.
         # A checkpoint of a sampling strategy already holds the reordered weights.
@@ -130,7 +134,7 @@ def finetune(
             strategy=strategy,
             search_space=space,
             config=config,
-            val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size),
+            val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size, by_length=True),
             output_dir=output_dir,
             progress=progress,
             data_parallel=data_parallel,
