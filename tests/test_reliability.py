@@ -48,7 +48,7 @@ def tiny_folder(tmp_path) -> str:
 
 def one_line_error(capsys, *fragments: str) -> str:
     """The command's stderr: a single line holding every fragment."""
-    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not PROGRESS_BAR.search(line)]
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip() and not PROGRESS_BAR.search(line)]
     err = "\n".join(lines)  # progress bars (tqdm, on stderr) are not part of the message
     assert "Traceback" not in err and len(lines) == 1, err
     for fragment in fragments:
@@ -216,11 +216,12 @@ def test_export_protects_existing_folders_and_finds_the_supernet_from_anywhere(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the stored path is absolute: export works from any directory
-    assert export(tmp_path / "model") == 0
+    # --index: the tiny random super-network beats no trivial predictor, so it has no knee to export
+    assert export(tmp_path / "model", "--index", "0") == 0
     capsys.readouterr()
-    assert export(tmp_path / "model") == 2
+    assert export(tmp_path / "model", "--index", "0") == 2
     one_line_error(capsys, "is not empty", "--overwrite")
-    assert export(tmp_path / "model", "--overwrite") == 0
+    assert export(tmp_path / "model", "--index", "0", "--overwrite") == 0
 
 
 def test_records_with_relative_paths_still_resolve(tmp_path):
