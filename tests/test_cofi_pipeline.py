@@ -131,19 +131,25 @@ def test_cli_run_reports_every_epoch_and_exports_a_plain_transformers_model(
     assert not (tmp_path / "run" / "checkpoint" / "state.pt").exists()  # cleared after success
 
 
-@pytest.mark.parametrize("interrupted_after", [1, 3])  # a pruning epoch, a fine-tuning epoch
-def test_interrupted_run_resumes_from_its_last_epoch(tiny_model_dir, glue_path, tmp_path, interrupted_after):
-    config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="shared", prune_epochs=2, finetune_epochs=2)
+class Interrupt(Exception):
+    pass
 
-    class Interrupt(Exception):
-        pass
+
+def interrupt_run(config, tmp_path, after: int) -> None:
+    """Run `config` into tmp_path/out (checkpoints in tmp_path/ckpt) and stop it once epoch `after` is reported."""
 
     def interrupt(row):
-        if row["epoch"] == interrupted_after:
+        if row["epoch"] == after:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         run_cofi(config, tmp_path / "out", interrupt, tmp_path / "ckpt", progress=False)
+
+
+@pytest.mark.parametrize("interrupted_after", [1, 3])  # a pruning epoch, a fine-tuning epoch
+def test_interrupted_run_resumes_from_its_last_epoch(tiny_model_dir, glue_path, tmp_path, interrupted_after):
+    config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="shared", prune_epochs=2, finetune_epochs=2)
+    interrupt_run(config, tmp_path, interrupted_after)
     assert (tmp_path / "ckpt" / "state.pt").exists()
     seen = []
     run_cofi(config, tmp_path / "out", lambda row: seen.append(row["epoch"]), tmp_path / "ckpt", progress=False)
@@ -164,16 +170,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one_exactly(
     step), so the exported model is bit-for-bit that of a run never stopped."""
     config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="delta", prune_epochs=2, finetune_epochs=2)
     run_cofi(config, tmp_path / "whole", None, tmp_path / "whole-ckpt", progress=False)
-
-    class Interrupt(Exception):
-        pass
-
-    def interrupt(row):
-        if row["epoch"] == interrupted_after:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_cofi(config, tmp_path / "out", interrupt, tmp_path / "ckpt", progress=False)
+    interrupt_run(config, tmp_path, interrupted_after)
     torch.manual_seed(12345)  # a fresh process starts from another RNG state
     run_cofi(config, tmp_path / "out", None, tmp_path / "ckpt", progress=False)
     whole, resumed = final_state(tmp_path / "whole"), final_state(tmp_path / "out")
