@@ -7,6 +7,8 @@ from the CSV alone.
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,19 @@ def done(path: Path, keys: list[str]) -> set[tuple]:
     return set(rows[keys].itertuples(index=False, name=None))
 
 
+@contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock beside `path`: benchmark processes running side by side share one CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def append(path: Path, row: dict[str, Any]) -> None:
     """Add one row to the CSV at `path`, widening its columns if the row brings new ones."""
-    rows = pd.concat([read(path), pd.DataFrame([row])], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    rows.to_csv(temporary, index=False)
-    temporary.replace(path)  # a run killed while writing leaves the previous rows intact
+    with _locked(path):
+        rows = pd.concat([read(path), pd.DataFrame([row])], ignore_index=True)
+        temporary = path.with_suffix(".tmp")
+        rows.to_csv(temporary, index=False)
+        temporary.replace(path)  # a run killed while writing leaves the previous rows intact

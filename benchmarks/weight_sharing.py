@@ -142,7 +142,7 @@ def report(rows: pd.DataFrame, args, path: Path) -> None:
         )
     text = "\n".join([
         "# Weight-sharing NAS benchmark (MiniLM, mean pooling, SMALL space)\n",
-        f"Generated from `{args.rows.relative_to(ROOT)}` ({len(rows)} rows) by "
+        f"Generated from `{os.path.relpath(args.rows, ROOT)}` ({len(rows)} rows) by "
         "`python benchmarks/weight_sharing.py --report-only`; the runs: "
         "`GLUE_DIR=../shared/data/glue python benchmarks/weight_sharing.py --tasks stsb mrpc sst2 --threads 2` "
         f"(defaults: {args.epochs} epochs plain fine-tuning at {args.learning_rate} with {args.warmup_ratio:.0%} "

@@ -56,6 +56,7 @@ from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, PARAMS
 from nas_pruning.search import front_configs, prepare_evaluation
 from nas_pruning.search_spaces import Config, SearchSpace, get_search_space
 from nas_pruning.searchers import ConfigCodec
+from nas_pruning.supernet import load_supernet
 
 #: Sub-networks are evaluated once, never trained: one fidelity level, which Syne Tune's
 #: simulator needs (it reports results per fidelity).
@@ -129,12 +130,14 @@ def tabulate(
         raise ValueError(f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)}")
     searched = {f"search:{path}": search_configs(path) for path in include_searches}  # before the slow loading
     torch.set_num_threads(num_threads or os.cpu_count())
+    model, info = load_supernet(supernet_dir)
+    space = get_search_space(info.get("search_space") or "small", model.config)  # as `nas-pruning search` picks it
     setup = prepare_evaluation(
-        supernet_dir, None, data_dir, max_validation_examples=max_validation_examples, subset_seed=subset_seed,
-        measure_latency=measure_latency,
+        supernet_dir, model, info, space, data_dir, max_validation_examples=max_validation_examples,
+        subset_seed=subset_seed, measure_latency=measure_latency, progress=progress,
     )
-    space, codec = setup.space, ConfigCodec(setup.space.config_space)
-    sources = {"initial_design": setup.space.initial_design()}
+    codec = ConfigCodec(space.config_space)
+    sources = {"initial_design": space.initial_design()}
     sources.update(searched)
     sources["space_filling"] = space_filling_design(space, num_configs, design_seed)
     configs: dict[tuple, Config] = {}

@@ -9,6 +9,15 @@ from typing import Sequence
 
 from transformers.utils import logging as transformers_logging
 
+from nas_pruning.arguments import (
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+    ratio,
+    warmup_ratio,
+)
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
 from nas_pruning.blackbox import HOLDOUT_FRACTION, SURROGATES, load_tabulated, tabulate
 from nas_pruning.cofi.commands import add_commands as add_cofi_commands
@@ -18,7 +27,7 @@ from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP
 from nas_pruning.optimizer_benchmark import benchmark
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.pareto import REFERENCES
-from nas_pruning.search import SearchSettings, run_search
+from nas_pruning.search import SearchInterrupted, SearchSettings, run_search
 from nas_pruning.search_spaces import SEARCH_SPACES, get_search_space
 from nas_pruning.supernet import STRATEGIES, finetune
 from nas_pruning.tasks import TASKS
@@ -64,7 +73,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the Hugging Face hub",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,25 +81,31 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategy", default="full", choices=sorted(STRATEGIES), help="super-network training strategy"
     )
     parser.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--learning-rate", type=positive_float, default=2e-5)
     parser.add_argument(
-        "--warmup-ratio", type=float, default=0.0, help="fraction of steps warming the learning rate up"
+        "--warmup-ratio", type=warmup_ratio, default=0.0, help="fraction of steps warming the learning rate up"
     )
-    parser.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0, help="distillation temperature (kd, full)")
     parser.add_argument(
-        "--distill-task-weight", type=float, default=0.0,
+        "--distill-task-weight", type=non_negative_float, default=0.0,
         help="weight of the label loss added to distilled sub-networks' loss (kd, full; 0: distil only)",
     )
     parser.add_argument(
-        "--num-random", type=int, default=2, help="random sub-networks per step (sandwich, kd, full)"
+        "--num-random", type=non_negative_int, default=2, help="random sub-networks per step (sandwich, kd, full)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seeds training and the 70/30 train/validation split")
-    parser.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset of this size")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per example")
     parser.add_argument(
-        "--importance-examples", type=int, default=0,
+        "--seed", type=non_negative_int, default=0, help="seeds training and the 70/30 train/validation split"
+    )
+    parser.add_argument(
+        "--max-train-examples", type=positive_int, default=None, help="train on a random subset of this size"
+    )
+    parser.add_argument(
+        "--max-length", type=positive_int, default=128, help="tokens per example (at most the model's maximum)"
+    )
+    parser.add_argument(
+        "--importance-examples", type=non_negative_int, default=0,
         help="reorder heads and FFN units, most important first (gradient importance on this many training "
              "examples), so first-k sub-networks keep the most important: before training, or after it with "
              "--strategy standard; 0 keeps the stored order",
@@ -100,13 +115,17 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", default="local_search", choices=list(OPTIMIZERS))
     parser.add_argument(
-        "--num-evaluations", type=int, default=None, help="sub-networks to evaluate (default 100; 20 with --quick)"
+        "--num-evaluations", type=positive_int, default=None,
+        help="sub-networks to evaluate (default 100; 20 with --quick)"
     )
-    parser.add_argument("--max-time", type=float, default=None, help="search time limit in seconds")
-    parser.add_argument("--workers", type=int, default=1, help="concurrent evaluations (one model replica each)")
-    parser.add_argument("--search-seed", type=int, default=0)
+    parser.add_argument("--max-time", type=positive_float, default=None, help="search time limit in seconds")
     parser.add_argument(
-        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+        "--workers", type=positive_int, default=1, help="concurrent evaluations (one model replica each)"
+    )
+    parser.add_argument("--search-seed", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--max-validation-examples", type=positive_int, default=None,
+        help="score on a random validation subset of this size"
     )
     parser.add_argument("--latency", action="store_true", help="also record each sub-network's measured latency")
     parser.add_argument(
@@ -122,12 +141,16 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ray.add_argument(
         "--ray-actors",
-        type=int,
+        type=positive_int,
         default=None,
         help="evaluate on this many Ray actors, one model replica each (a local Ray instance without --ray-address)",
     )
-    ray.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per Ray actor (and its torch threads)")
-    ray.add_argument("--actor-gpus", type=float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)")
+    ray.add_argument(
+        "--actor-cpus", type=positive_float, default=1.0, help="CPUs per Ray actor (and its torch threads)"
+    )
+    ray.add_argument(
+        "--actor-gpus", type=non_negative_float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)"
+    )
 
 
 def _finetune(args: argparse.Namespace, output_dir) -> str:
@@ -196,7 +219,9 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    folder = export_member(args.search_dir, args.output_dir, index=args.index, max_params=args.max_params)
+    folder = export_member(
+        args.search_dir, args.output_dir, index=args.index, max_params=args.max_params, overwrite=args.overwrite
+    )
     print(f"exported to {folder}:\n{(folder / 'README.md').read_text()}")
 
 
@@ -217,10 +242,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     supernet_dir = _finetune(args, root / "supernet")
     _search(args, supernet_dir, root / "search", args.search_space)
     print(f"front plot: {root / 'search' / 'front.png'}")
+    # The job's own model folder: a rerun of the job replaces it.
+    knee = argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None)
     try:
-        cmd_export(
-            argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None)
-        )
+        cmd_export(argparse.Namespace(**vars(knee), overwrite=True))
     except NothingLearned as nothing:
         print(f"no model exported: {nothing}")
 
@@ -271,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     space = commands.add_parser("space", help="print a search space and the parameter ratios of its extremes")
     _add_model_argument(space)
     space.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
-    space.add_argument("--max-rows", type=int, default=20, help="hyperparameters to list")
+    space.add_argument("--max-rows", type=positive_int, default=20, help="hyperparameters to list")
     space.set_defaults(func=cmd_space)
 
     tune = commands.add_parser("finetune", help="fine-tune a model as a weight-sharing super-network")
@@ -279,12 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_argument(tune)
     _add_data_arguments(tune)
     _add_finetune_arguments(tune)
-    tune.add_argument("--output-dir", default=None, help="default: supernets/<task>-<strategy>-<space>-seed<seed>")
+    tune.add_argument(
+        "--output-dir", type=output_folder, default=None, help="default: supernets/<task>-<strategy>-<space>-seed<seed>"
+    )
     tune.set_defaults(func=cmd_finetune)
 
     search = commands.add_parser("search", help="multi-objective search of sub-networks of a super-network")
     search.add_argument("--supernet", required=True, help="folder written by `nas-pruning finetune`")
-    search.add_argument("--output-dir", required=True)
+    search.add_argument("--output-dir", type=output_folder, required=True)
     search.add_argument(
         "--search-space", default=None, choices=sorted(SEARCH_SPACES), help="default: the super-network's"
     )
@@ -294,10 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a Pareto-front member as a standalone model")
     export.add_argument("--search-dir", required=True, help="folder written by `nas-pruning search`")
-    export.add_argument("--output-dir", required=True)
+    export.add_argument("--output-dir", type=output_folder, required=True)
     choice = export.add_mutually_exclusive_group()
-    choice.add_argument("--index", type=int, default=None, help="position in the front, by parameter ratio")
-    choice.add_argument("--max-params", type=float, default=None, help="best error with parameter ratio <= this")
+    choice.add_argument(
+        "--index", type=non_negative_int, default=None, help="position in the front, by parameter ratio"
+    )
+    choice.add_argument("--max-params", type=ratio, default=None, help="best error with parameter ratio <= this")
+    export.add_argument(
+        "--overwrite", action="store_true",
+        help="write into a non-empty --output-dir (never into a super-network or search folder)",
+    )
     export.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: finetune -> search -> Pareto front -> export the knee")
@@ -307,13 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finetune_arguments(run)
     _add_search_arguments(run)
     run.add_argument(
-        "--supernet-epochs", type=int, default=2,
+        "--supernet-epochs", type=non_negative_int, default=2,
         help="fine-tune the full model first (--epochs, strategy standard), reorder it by importance, then train "
              "the super-network from it for this many epochs; 0: train the super-network from --model for --epochs",
     )
     # The recipe measured best (docs/weight_sharing.md): 3 epochs at 1e-4 with 10% warm-up, then the super-network.
     run.set_defaults(importance_examples=512, epochs=3, learning_rate=1e-4, warmup_ratio=0.1)
-    run.add_argument("--output-dir", default=None, help="default: nas_pruning_runs/<task>")
+    run.add_argument("--output-dir", type=output_folder, default=None, help="default: nas_pruning_runs/<task>")
     run.add_argument("--quick", action="store_true", help="small settings that finish in minutes on 2 CPU cores")
     run.set_defaults(func=cmd_run)
 
@@ -321,9 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
         "tabulate", help="evaluate sub-networks of a super-network once and store them as a Syne Tune blackbox"
     )
     tab.add_argument("--supernet", required=True, help="folder written by `nas-pruning finetune`")
-    tab.add_argument("--output-dir", required=True, help="the blackbox folder to write")
+    tab.add_argument("--output-dir", type=output_folder, required=True, help="the blackbox folder to write")
     tab.add_argument(
-        "--num-configs", type=int, required=True,
+        "--num-configs", type=non_negative_int, required=True,
         help="size of the space-filling (scrambled Sobol) design; the initial design and --include-search "
              "members are added",
     )
@@ -332,14 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="folders written by `nas-pruning search` whose evaluated configs are tabulated too",
     )
     tab.add_argument(
-        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+        "--max-validation-examples", type=positive_int, default=None,
+        help="score on a random validation subset of this size",
     )
     tab.add_argument(
-        "--subset-seed", type=int, default=0,
+        "--subset-seed", type=non_negative_int, default=0,
         help="seed of that subset (a search draws it with its --search-seed: use the same to reproduce its values)",
     )
     tab.add_argument("--latency", action="store_true", help="also tabulate each sub-network's measured latency")
-    tab.add_argument("--design-seed", type=int, default=0, help="seed of the Sobol design")
+    tab.add_argument("--design-seed", type=non_negative_int, default=0, help="seed of the Sobol design")
     tab.add_argument(
         "--surrogate", default="random_forest", choices=list(SURROGATES), help="answers configs not in the table"
     )
@@ -350,14 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark", help="compare optimizers on a tabulated blackbox in simulated time (Syne Tune's simulator)"
     )
     bench.add_argument("--blackbox", required=True, help="folder written by `nas-pruning tabulate`")
-    bench.add_argument("--output-dir", required=True)
+    bench.add_argument("--output-dir", type=output_folder, required=True)
     bench.add_argument(
         "--optimizers", nargs="+", default=["random", "morea", "nsga2", "ehvi", "local_search"],
         choices=list(OPTIMIZERS), metavar="OPTIMIZER", help="names of optimizers: " + ", ".join(OPTIMIZERS),
     )
-    bench.add_argument("--seeds", type=int, default=10, help="runs per optimizer (seeds 0, 1, ...)")
-    bench.add_argument("--num-evaluations", type=int, default=200, help="evaluations per run")
-    bench.add_argument("--workers", type=int, default=1, help="concurrent simulated evaluations")
+    bench.add_argument("--seeds", type=positive_int, default=10, help="runs per optimizer (seeds 0, 1, ...)")
+    bench.add_argument("--num-evaluations", type=positive_int, default=200, help="evaluations per run")
+    bench.add_argument("--workers", type=positive_int, default=1, help="concurrent simulated evaluations")
     bench.add_argument(
         "--surrogate", default=None, choices=list(SURROGATES), help="default: the one the blackbox was scored with"
     )
@@ -377,6 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"nas-pruning {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except SearchInterrupted as stop:
+        print(f"nas-pruning {args.command}: {stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # training resumes from its last epoch's checkpoint
+        print(f"nas-pruning {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from nas_pruning.evaluation import Yardsticks
+from nas_pruning.files import stored_path
 from nas_pruning.models import extract_subnetwork, load_tokenizer
 from nas_pruning.pareto import ERROR, knee_point, select_member
-from nas_pruning.search import SEARCH_SETTINGS_FILE, front_configs
+from nas_pruning.search import SEARCH_SETTINGS_FILE, STARTED_FILE, front_configs
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet import load_supernet
+from nas_pruning.supernet import INFO_FILE, load_supernet
 
 
 class NothingLearned(ValueError):
@@ -34,6 +35,7 @@ def export_member(
     output_dir: str | os.PathLike,
     index: int | None = None,
     max_params: float | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Extract a front member of the search in `search_dir` into `output_dir`.
 
@@ -45,6 +47,8 @@ def export_member(
     The folder loads with plain transformers
     (`AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`)
     and has a README.md model card stating the ratio and scores.
+    overwrite: write into `output_dir` even if it is not empty. It is never a super-network
+        or search folder (nor inside one): that would destroy what the model comes from.
     """
     search_dir = Path(search_dir)
     summary_file = search_dir / SEARCH_SETTINGS_FILE
@@ -53,6 +57,9 @@ def export_member(
             f"{search_dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)"
         )
     summary = json.loads(summary_file.read_text())
+    supernet = stored_path(summary["supernet"], summary_file)
+    output_dir = Path(output_dir)
+    _check_output(output_dir, search_dir, supernet, overwrite)
     front = pd.read_csv(search_dir / "pareto.csv")
     yardsticks = Yardsticks(**summary["yardsticks"]) if "yardsticks" in summary else None
     if index is None and max_params is None:
@@ -70,12 +77,11 @@ def export_member(
         member = select_member(front, index=index, max_params=max_params)
     config = front_configs(member.to_frame().T)[0]
 
-    model, info = load_supernet(summary["supernet"])
+    model, info = load_supernet(supernet)
     space = get_search_space(summary["settings"]["search_space"], model.config)
     small = extract_subnetwork(model, space.to_subnetwork(config))
-    output_dir = Path(output_dir)
     small.save_pretrained(output_dir)
-    load_tokenizer(summary["supernet"]).save_pretrained(output_dir)
+    load_tokenizer(supernet).save_pretrained(output_dir)
     metric = summary["metric"]
     judged = "" if yardsticks is None else (
         f"Trivial predictor (majority class / constant): test {metric} {yardsticks.trivial_test:.4f}; "
@@ -86,7 +92,7 @@ def export_member(
     card = (
         f"# {info['base_model']} pruned for {summary['task']} by nas_pruning\n\n"
         f"Sub-network of the {info['strategy']['name']} super-network "
-        f"`{summary['supernet']}`, found by {summary['settings']['optimizer']} over the "
+        f"`{supernet}`, found by {summary['settings']['optimizer']} over the "
         f"{space.name} search space.\n\n"
         f"parameter ratio {member['params']:.4f}; validation {metric} {member['metric']:.4f}; "
         f"test {metric} {member['test_metric']:.4f}\n\n"
@@ -96,3 +102,17 @@ def export_member(
     )
     (output_dir / "README.md").write_text(card)
     return output_dir
+
+
+def _check_output(output_dir: Path, search_dir: Path, supernet: str, overwrite: bool) -> None:
+    """Refuse an output folder that is (or lies in) a super-network or search folder, or is not
+    empty without `overwrite`."""
+    target = output_dir.resolve()
+    for folder, kind in ((search_dir, "search"), (Path(supernet), "super-network")):
+        if target == folder.resolve() or folder.resolve() in target.parents:
+            raise ValueError(f"{output_dir} is in the {kind} folder {folder}: export into a folder of its own")
+    for record, kind in ((INFO_FILE, "super-network"), (SEARCH_SETTINGS_FILE, "search"), (STARTED_FILE, "search")):
+        if (output_dir / record).exists():
+            raise ValueError(f"{output_dir} is a {kind} folder (it has {record}): export into a folder of its own")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{output_dir} is not empty: pass --overwrite to replace its model, or another --output-dir")

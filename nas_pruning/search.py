@@ -7,11 +7,18 @@ plots, all written into one output folder:
 ```
 output_dir/
   syne-tune/<experiment>/   Syne Tune's own record (load_experiment reads it)
-  results.csv               one row per evaluated sub-network
-  pareto.csv                the non-dominated rows, with test_metric / test_error
+  search.json               what the search was started with (a resumed search must match)
+  results.csv               one row per evaluated sub-network, written as each finishes
+  pareto.csv                the non-dominated rows; provisional (validation only) while the
+                            search runs, then with test_metric / test_error
   summary.json              hypervolume, reference point, bounds, settings
   front.png, hypervolume.png
 ```
+Running a search again into the same folder resumes it: the evaluations in
+results.csv are kept and told to the optimizer as already evaluated, and only the
+rest of the budget (evaluations and time) runs, so the folder ends with exactly
+`num_evaluations` evaluations. Ctrl-C stops a search with `SearchInterrupted`,
+keeping every finished evaluation.
 """
 
 from __future__ import annotations
@@ -20,18 +27,24 @@ import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend.trial_backend import TrialBackend
-from syne_tune.experiments import load_experiment
+from syne_tune.backend.trial_status import Trial
+from syne_tune.constants import ST_TRIAL_ID, ST_TUNER_TIME
+from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
+from syne_tune.results_callback import StoreResultsCallback
 from tqdm.auto import tqdm
 
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import Yardsticks, evaluate
+from nas_pruning.files import absolute_path, atomic_write, stored_path, write_text_atomic
 from nas_pruning.models import load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
@@ -45,10 +58,22 @@ from nas_pruning.pareto import (
     plot_hypervolume,
 )
 from nas_pruning.search_spaces import SearchSpace, get_search_space
-from nas_pruning.supernet import load_supernet
+from nas_pruning.supernet import INFO_FILE, load_supernet
 from nas_pruning.tasks import Task, encode, get_task, load_task, make_loader
 
 SEARCH_SETTINGS_FILE = "summary.json"
+RESULTS_FILE = "results.csv"
+FRONT_FILE = "pareto.csv"
+STARTED_FILE = "search.json"
+# Settings a resumed search may change: they do not change what an evaluation measures.
+RUNTIME_SETTINGS = (
+    "num_evaluations", "max_wallclock_time", "n_workers", "batch_size", "num_threads",
+    "ray_actors", "ray_address", "actor_cpus", "actor_gpus",
+)  # fmt: skip
+
+
+class SearchInterrupted(Exception):
+    """The search was stopped (Ctrl-C); the message says what was kept and how to resume."""
 
 
 @dataclass
@@ -61,7 +86,8 @@ class SearchSettings:
     num_evaluations: sub-networks to evaluate (the initial design included).
     max_wallclock_time: optional time limit in seconds.
     n_workers: concurrent evaluations (one model replica each).
-    seed: seed of the optimizer.
+    seed: seed of the optimizer (a resumed search continues with seed + the number of
+        evaluations it keeps, so that it does not draw the same configs again).
     batch_size: evaluation batch size.
     max_validation_examples: score on a random subset of the validation split
         (faster, noisier); None: all of it.
@@ -95,6 +121,20 @@ class SearchSettings:
     actor_cpus: float = 1.0
     actor_gpus: float = 0.0
 
+    def __post_init__(self) -> None:
+        checks = {
+            "num_evaluations": (self.num_evaluations >= 1, ">= 1"),
+            "max_wallclock_time": (self.max_wallclock_time is None or self.max_wallclock_time > 0, "> 0 or None"),
+            "n_workers": (self.n_workers >= 1, ">= 1"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "max_validation_examples": (
+                self.max_validation_examples is None or self.max_validation_examples >= 1, ">= 1 or None"
+            ),
+        }
+        for name, (ok, accepted) in checks.items():
+            if not ok:
+                raise ValueError(f"SearchSettings.{name} must be {accepted}, got {getattr(self, name)!r}")
+
     @property
     def uses_ray(self) -> bool:
         return self.ray_actors is not None or self.ray_address is not None
@@ -127,28 +167,29 @@ def run_search(
         import_ray()  # before the model and data load: says how to install Ray if it is missing
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    model, info = load_supernet(supernet_dir)
+    space = get_search_space(settings.search_space or info.get("search_space") or "small", model.config)
+    previous = _resume(output_dir, supernet_dir, settings, space)
     setup = prepare_evaluation(
-        supernet_dir,
-        settings.search_space,
-        data_dir,
+        supernet_dir, model, info, space, data_dir,
         batch_size=settings.batch_size,
         max_validation_examples=settings.max_validation_examples,
         subset_seed=settings.seed,
         measure_latency=settings.measure_latency,
+        progress=progress,
     )
-    evaluator, space, task, yardsticks = setup.evaluator, setup.space, setup.task, setup.yardsticks
-    test_batches = setup.test_batches
+    evaluator, task, yardsticks, test_batches = setup.evaluator, setup.task, setup.yardsticks, setup.test_batches
 
-    results, experiment = _tune(evaluator, space, settings, output_dir)
-    results.to_csv(output_dir / "results.csv", index=False)
+    results, experiment = _tune(evaluator, space, settings, output_dir, previous)
+    _write_csv(results, output_dir / RESULTS_FILE)
     front = _score_on_test(evaluator, pareto_front(results), test_batches, yardsticks, progress)
-    front.to_csv(output_dir / "pareto.csv", index=False)
+    _write_csv(front, output_dir / FRONT_FILE)
     reference = make_reference_point(
         DEFAULT_OBJECTIVES, settings.hypervolume_reference, trivial_error=1.0 - yardsticks.trivial_validation
     )
     volume = hypervolume(front, reference_point=reference)
     summary = {
-        "supernet": str(supernet_dir),
+        "supernet": absolute_path(supernet_dir),
         "task": task.name,
         "metric": task.metric_name,
         "experiment": experiment,
@@ -162,7 +203,7 @@ def run_search(
         "yardsticks": asdict(yardsticks),
         "settings": {**asdict(settings), "search_space": space.name},
     }
-    (output_dir / SEARCH_SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(output_dir / SEARCH_SETTINGS_FILE, json.dumps(summary, indent=2) + "\n")
     plot_front(
         {settings.optimizer: front}, output_dir / "front.png", all_points=results,
         trivial_error=1.0 - yardsticks.trivial_validation,
@@ -174,18 +215,52 @@ def run_search(
     return SearchOutcome(results, front, volume, output_dir, experiment, yardsticks)
 
 
+def _resume(output_dir: Path, supernet_dir, settings: SearchSettings, space: SearchSpace) -> pd.DataFrame:
+    """The evaluations a previous run of this search left in `output_dir` (none: an empty table).
+
+    Records what the search is started with in search.json; refuses a folder holding
+    another search, or more evaluations than `settings` asks for.
+    """
+    started = {
+        "supernet": absolute_path(supernet_dir),
+        **{k: v for k, v in asdict(settings).items() if k not in RUNTIME_SETTINGS},
+        "search_space": space.name,
+    }
+    record, results_file = output_dir / STARTED_FILE, output_dir / RESULTS_FILE
+    restart = f"use another --output-dir, or delete {output_dir} to start this search over"
+    if record.is_file():
+        before = json.loads(record.read_text())
+        changed = [f"{k}: before {before.get(k)!r}, now {v!r}" for k, v in started.items() if before.get(k) != v]
+        if changed:
+            details = "; ".join(changed)
+            raise ValueError(f"{output_dir} holds a search started with other settings ({details}); {restart}")
+    elif results_file.is_file():
+        raise ValueError(f"{output_dir} holds a {RESULTS_FILE} that no resumable search wrote; {restart}")
+    else:
+        write_text_atomic(record, json.dumps(started, indent=2) + "\n")
+    previous = pd.read_csv(results_file) if results_file.is_file() else pd.DataFrame()
+    done = previous[ST_TRIAL_ID].nunique() if len(previous) else 0
+    if done > settings.num_evaluations:
+        raise ValueError(
+            f"{output_dir} already holds {done} evaluations, more than the {settings.num_evaluations} asked for: "
+            f"ask for at least {done}, or {restart}"
+        )
+    if done:
+        print(f"resuming the search in {output_dir}: {done} of {settings.num_evaluations} evaluations done")
+    return previous
+
+
 @dataclass
 class EvaluationSetup:
     """What scoring sub-networks of one super-network needs, loaded once.
 
-    evaluator: scores configs of `space` on the validation batches it holds.
-    space, task: the search space and the task of the super-network.
+    evaluator: scores configs of the search space on the validation batches it holds.
+    task: the super-network's task.
     yardsticks: the trivial predictor and the unpruned model on validation and test.
     test_batches: the test split (the GLUE dev set), batched.
     """
 
     evaluator: SubnetworkEvaluator
-    space: SearchSpace
     task: Task
     yardsticks: Yardsticks
     test_batches: list[dict]
@@ -193,29 +268,31 @@ class EvaluationSetup:
 
 def prepare_evaluation(
     supernet_dir: str | os.PathLike,
-    search_space: str | None = None,
+    model: torch.nn.Module,
+    info: dict,
+    space: SearchSpace,
     data_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
     max_validation_examples: int | None = None,
     subset_seed: int = 0,
     measure_latency: bool = False,
+    progress: bool = True,
 ) -> EvaluationSetup:
-    """Load a super-network and its task's data split as it was trained, ready to score sub-networks.
+    """Load a super-network's task data split as it was trained, ready to score sub-networks of `space`.
 
-    search_space: "small" | "medium" | "large" | "layer"; None: the super-network's own.
+    supernet_dir, model, info: the super-network's folder and what `load_supernet` read from it.
     data_dir: folder of GLUE TSVs; None: the one recorded with the super-network.
     max_validation_examples: score on a random validation subset of this size (drawn with
         `subset_seed`; a search draws it with its own seed); None: all of it.
     measure_latency: the evaluator also reports each sub-network's measured `latency`.
+    progress: show a progress bar while the unpruned model is scored on test.
     """
-    model, info = load_supernet(supernet_dir)
-    space = get_search_space(search_space or info.get("search_space") or "small", model.config)
     task = get_task(info["task"])
     split = info.get("data", {})
     tokenizer = load_tokenizer(supernet_dir)
     data = load_task(
         task.name,
-        data_dir if data_dir is not None else split.get("data_dir"),
+        data_dir if data_dir is not None else _recorded_data_dir(split, supernet_dir),
         seed=split.get("split_seed", 0),
         val_fraction=split.get("val_fraction", 0.3),
         max_train_examples=split.get("max_train_examples"),
@@ -226,46 +303,158 @@ def prepare_evaluation(
         )
     trivial_from = data.train["label"]  # the train part only decides the trivial prediction
     data = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
-    val_batches = list(make_loader(data.validation, tokenizer, batch_size=batch_size))
-    test_batches = list(make_loader(data.test, tokenizer, batch_size=batch_size))
+    val_batches = list(make_loader(data.validation, tokenizer, batch_size=batch_size, by_length=True))
+    test_batches = list(make_loader(data.test, tokenizer, batch_size=batch_size, by_length=True))
     evaluator = SubnetworkEvaluator(
         model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if measure_latency else None
     )
-    return EvaluationSetup(evaluator, space, task, _yardsticks(evaluator, trivial_from, test_batches), test_batches)
+    yardsticks = _yardsticks(evaluator, trivial_from, test_batches, progress)
+    return EvaluationSetup(evaluator, task, yardsticks, test_batches)
 
 
 def _tune(
-    evaluator: SubnetworkEvaluator, space: SearchSpace, settings: SearchSettings, output_dir: Path
+    evaluator: SubnetworkEvaluator,
+    space: SearchSpace,
+    settings: SearchSettings,
+    output_dir: Path,
+    previous: pd.DataFrame,
 ) -> tuple[pd.DataFrame, str]:
+    """Run the rest of the search's budget; the results of the whole search and the last experiment's name."""
     experiments = output_dir / "syne-tune"
     os.environ["SYNETUNE_FOLDER"] = str(experiments)  # where the Tuner writes its record
+    done_configs = front_configs(previous) if len(previous) else []
+    remaining = settings.num_evaluations - len(done_configs)
+    elapsed = float(previous[ST_TUNER_TIME].max()) if len(previous) else 0.0
+    time_left = None if settings.max_wallclock_time is None else settings.max_wallclock_time - elapsed
+    name = f"weight-sharing-{settings.optimizer}"
+    if remaining <= 0 or (time_left is not None and time_left <= 0):
+        return previous, name
     scheduler = make_scheduler(
         settings.optimizer,
         space.config_space,
-        points_to_evaluate=space.initial_design(),
-        random_seed=settings.seed,
+        points_to_evaluate=[c for c in space.initial_design() if c not in done_configs],
+        random_seed=settings.seed + len(done_configs),
         **({"max_t": 1} if settings.optimizer == "moasha" else {}),
     )
+    _replay(scheduler, previous)
+    store = IncrementalResults(output_dir, previous, trial_offset=len(done_configs), time_offset=elapsed)
     backend = _backend(evaluator, settings)
     tuner = Tuner(
         trial_backend=backend,
-        scheduler=scheduler,
-        stop_criterion=StoppingCriterion(
-            max_num_trials_finished=settings.num_evaluations, max_wallclock_time=settings.max_wallclock_time
-        ),
-        n_workers=settings.concurrent_evaluations,
+        scheduler=BudgetedScheduler(scheduler, remaining),
+        stop_criterion=StoppingCriterion(max_num_trials_finished=remaining, max_wallclock_time=time_left),
+        n_workers=min(settings.concurrent_evaluations, remaining),
         sleep_time=0.01,
         results_update_interval=5.0,
         print_update_interval=60.0,
         max_failures=settings.num_evaluations,  # a failing evaluation is reported, not fatal
-        tuner_name=f"weight-sharing-{settings.optimizer}",
+        tuner_name=name,
+        callbacks=[store],
     )
     try:
         tuner.run()
+    except KeyboardInterrupt:
+        kept = store.table()
+        raise SearchInterrupted(
+            f"search interrupted: {kept[ST_TRIAL_ID].nunique() if len(kept) else 0} of {settings.num_evaluations} "
+            f"evaluations kept in {output_dir / RESULTS_FILE}; run the same command again to resume"
+        ) from None
     finally:
         backend.close()
-    results = load_experiment(tuner.name, local_path=str(experiments)).results
-    return results, tuner.name
+    return store.table(), tuner.name
+
+
+def _replay(scheduler: TrialScheduler, previous: pd.DataFrame) -> None:
+    """Tell the scheduler the evaluations of an earlier run of the search, as the Tuner would
+    have (negative trial ids: the Tuner numbers the new trials from 0)."""
+    for i, (config, (_, row)) in enumerate(zip(front_configs(previous), previous.iterrows())):
+        trial = Trial(trial_id=-1 - i, config=config, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        if pd.isna(row.get("error")):
+            scheduler.on_trial_error(trial)
+        else:
+            scheduler.on_trial_complete(trial, {**{k: row[k] for k in scheduler.metric_names()}, "epoch": 1})
+
+
+class BudgetedScheduler(TrialScheduler):
+    """A scheduler that suggests at most `budget` trials, then none.
+
+    Syne Tune's Tuner starts a new trial before it checks its stopping criterion, so
+    `max_num_trials_finished=N` alone runs N + 1; once the budget is suggested, the
+    Tuner waits for the running trials and stops.
+    """
+
+    def __init__(self, scheduler: TrialScheduler, budget: int) -> None:
+        super().__init__(random_seed=scheduler.random_seed)
+        self.scheduler = scheduler
+        self.budget = budget
+
+    def suggest(self) -> TrialSuggestion | None:
+        if self.budget <= 0:
+            return None
+        suggestion = self.scheduler.suggest()
+        if suggestion is not None and suggestion.spawn_new_trial_id:
+            self.budget -= 1
+        return suggestion
+
+    def on_trial_add(self, trial: Trial):
+        self.scheduler.on_trial_add(trial)
+
+    def on_trial_error(self, trial: Trial):
+        self.scheduler.on_trial_error(trial)
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> str:
+        return self.scheduler.on_trial_result(trial, result)
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]):
+        self.scheduler.on_trial_complete(trial, result)
+
+    def on_trial_remove(self, trial: Trial):
+        self.scheduler.on_trial_remove(trial)
+
+    def metadata(self) -> dict[str, Any]:
+        return self.scheduler.metadata()
+
+    def __getattr__(self, name: str):
+        if name == "scheduler":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.scheduler, name)
+
+
+class IncrementalResults(StoreResultsCallback):
+    """Syne Tune's results callback that also rewrites results.csv and a provisional pareto.csv
+    (validation objectives only) in `output_dir` as each result arrives, after the rows of an
+    earlier run of the search (`previous`); this run's trial ids and tuner times are shifted
+    by `trial_offset` and `time_offset` so that they continue those rows."""
+
+    def __init__(self, output_dir: Path, previous: pd.DataFrame, trial_offset: int, time_offset: float) -> None:
+        super().__init__()
+        self.output_dir = output_dir
+        self.previous = previous
+        self.trial_offset = trial_offset
+        self.time_offset = time_offset
+        self.rows: list[dict[str, Any]] = []
+
+    def on_trial_result(self, trial: Trial, status: str, result: dict[str, Any], decision: str):
+        super().on_trial_result(trial, status, result, decision)
+        row = dict(self.results[-1])
+        row[ST_TRIAL_ID] += self.trial_offset
+        row[ST_TUNER_TIME] = row.get(ST_TUNER_TIME, 0.0) + self.time_offset
+        self.rows.append(row)
+        table = self.table()
+        _write_csv(table, self.output_dir / RESULTS_FILE)
+        if {"error", "params"} <= set(table.columns):
+            _write_csv(pareto_front(table), self.output_dir / FRONT_FILE)
+
+    def table(self) -> pd.DataFrame:
+        """The rows of the earlier runs and of this one."""
+        frames = [frame for frame in (self.previous, pd.DataFrame(self.rows)) if len(frame)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    with atomic_write(path) as staging:
+        table.to_csv(staging, index=False)
 
 
 def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialBackend:
@@ -280,10 +469,13 @@ def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialB
     )
 
 
-def _yardsticks(evaluator: SubnetworkEvaluator, train_labels, test_batches: list[dict]) -> Yardsticks:
+def _yardsticks(
+    evaluator: SubnetworkEvaluator, train_labels, test_batches: list[dict], progress: bool = True
+) -> Yardsticks:
     """The trivial predictor (majority class / mean of the train part) and the unpruned
     super-network, each scored on the validation and the test split."""
     task = evaluator.task
+    shown = tqdm(test_batches, desc="scoring the unpruned model on test", unit="batch", disable=not progress)
 
     def labels(batches: list[dict]):
         return torch.cat([batch["labels"] for batch in batches]).numpy()
@@ -292,7 +484,7 @@ def _yardsticks(evaluator: SubnetworkEvaluator, train_labels, test_batches: list
         trivial_validation=task.trivial_metric(train_labels, labels(evaluator.batches)),
         trivial_test=task.trivial_metric(train_labels, labels(test_batches)),
         unpruned_validation=evaluate(evaluator.model, evaluator.batches, task)["metric"],
-        unpruned_test=evaluate(evaluator.model, test_batches, task)["metric"],
+        unpruned_test=evaluate(evaluator.model, shown, task)["metric"],
     )
 
 
@@ -330,6 +522,12 @@ def _plain(value):
     """A Python scalar; integral floats (pandas turns int columns with gaps into floats) become ints."""
     value = value.item() if hasattr(value, "item") else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _recorded_data_dir(split: dict, supernet_dir) -> str | None:
+    """The GLUE folder the super-network was trained with (older records store it as typed)."""
+    recorded = split.get("data_dir")
+    return None if recorded is None else stored_path(recorded, Path(supernet_dir) / INFO_FILE)
 
 
 def _latency_batch(batches: list[dict]) -> dict:

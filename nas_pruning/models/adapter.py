@@ -67,8 +67,12 @@ class ArchitectureAdapter:
     def dims(self, config) -> ModelDims:
         return ModelDims.from_config(config)
 
+    def base_model(self, model: nn.Module) -> nn.Module:
+        """The encoder model under the task head (`model.bert`, `model.roberta`): embeddings and encoder."""
+        return getattr(model, self.base_prefix)
+
     def encoder(self, model: nn.Module) -> nn.Module:
-        return getattr(model, self.base_prefix).encoder
+        return self.base_model(model).encoder
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         return self.encoder(model).layer

@@ -6,7 +6,13 @@ import json
 import os
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.utils import logging as transformers_logging
 
 from nas_pruning.models.pruned_modeling import POOLINGS
@@ -96,6 +102,27 @@ def from_pretrained(path: str | os.PathLike, config: PretrainedConfig | None = N
     if cls is AutoModelForSequenceClassification:
         kwargs["trust_remote_code"] = True
     return cls.from_pretrained(path, config=config, **kwargs)
+def load_config(name_or_path: str | None = None) -> PretrainedConfig:
+    """The Hugging Face config of a hub name or folder (default: MiniLM); FileNotFoundError if there is none."""
+    try:
+        return AutoConfig.from_pretrained(resolve_model_path(name_or_path), trust_remote_code=True)
+    except OSError as error:
+        raise FileNotFoundError(_missing_model(name_or_path, error)) from error
+
+
+def max_sequence_length(config: PretrainedConfig) -> int:
+    """The most tokens per example the model's position embeddings allow
+    (RoBERTa's positions start after its padding index)."""
+    offset = config.pad_token_id + 1 if config.model_type.endswith("roberta") else 0
+    return config.max_position_embeddings - offset
+
+
+def _missing_model(name_or_path: str | None, error: Exception) -> str:
+    return (
+        f"cannot load model {name_or_path!r}: it is not a model folder, and the Hugging Face hub "
+        f"could not provide it ({error.__class__.__name__}). Pass a local folder or a hub name "
+        f"(with network access); the default is the bundled {DEFAULT_MODEL_NAME}."
+    )
 
 
 def load_model(
@@ -112,14 +139,7 @@ def load_model(
     trained), or "auto" (see `resolve_pooling`: mean for all-MiniLM-L6-v2).
     """
     path = resolve_model_path(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-    except OSError as error:
-        raise FileNotFoundError(
-            f"cannot load model {name_or_path!r}: it is not a model folder, and the Hugging Face hub "
-            f"could not provide it ({error.__class__.__name__}). Pass a local folder or a hub name "
-            f"(with network access); the default is the bundled {DEFAULT_MODEL_NAME}."
-        ) from error
+    config = load_config(name_or_path)
     if not config.model_type.startswith("pruned_"):
         get_adapter(config)  # clear error for unsupported families before loading weights
     num_labels = 1 if is_regression else num_labels
@@ -141,4 +161,7 @@ def load_model(
 
 
 def load_tokenizer(name_or_path: str | None = None):
-    return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    except OSError as error:
+        raise FileNotFoundError(_missing_model(name_or_path, error)) from error

@@ -21,6 +21,8 @@ from torch import nn
 
 from nas_pruning.models.loading import from_pretrained
 
+from nas_pruning.files import stored_path, write_text_atomic
+
 INFO_FILE = "supernet.json"
 
 
@@ -31,7 +33,7 @@ def save_supernet(path: str | os.PathLike, model: nn.Module, info: dict[str, Any
     model.save_pretrained(folder)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
-    (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_text_atomic(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     return folder
 
 
@@ -62,4 +64,4 @@ def training_seconds(path: str | os.PathLike) -> float:
     info = json.loads(info_file.read_text())
     own = float((info.get("history") or [{}])[-1].get("train_seconds", 0.0))
     base = info.get("base_model")
-    return own + (training_seconds(base) if base else 0.0)
+    return own + (training_seconds(stored_path(base, info_file)) if base else 0.0)
