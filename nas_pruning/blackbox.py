@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig
 
 from nas_pruning.evaluation import Yardsticks
+from nas_pruning.files import absolute_path
 from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, PARAMS, make_reference_point
 from nas_pruning.search import front_configs, prepare_evaluation
 from nas_pruning.search_spaces import Config, SearchSpace, get_search_space
@@ -155,7 +156,7 @@ def tabulate(
         "task": setup.task.name,
         "metric": setup.task.metric_name,
         "search_space": space.name,
-        "supernet": str(supernet_dir),
+        "supernet": absolute_path(supernet_dir),
         "elapsed_time_attr": ELAPSED_TIME,
         "yardsticks": asdict(yardsticks),
         "hypervolume_objectives": list(DEFAULT_OBJECTIVES),
@@ -260,10 +261,12 @@ class TabulatedSpace(Blackbox):
         """Trivial predictor and unpruned model, validation and test, as tabulated."""
         return Yardsticks(**self.metadata["yardsticks"])
 
-    @property
-    def reference_point(self) -> tuple[float, ...]:
-        """Hypervolume reference point (normalised error, params): the trivial predictor's validation error."""
-        return tuple(self.metadata["hypervolume_reference_point"])
+    def reference_point(self, reference: str = "trivial") -> tuple[float, ...]:
+        """Hypervolume reference point (normalised error, params) that `reference` (a name of
+        nas_pruning.pareto.REFERENCES) stands for; "trivial": the trivial predictor's validation error."""
+        return make_reference_point(
+            DEFAULT_OBJECTIVES, reference, trivial_error=1.0 - self.yardsticks.trivial_validation
+        )
 
     def is_tabulated(self, config: Config) -> bool:
         return self.codec.key(config) in self._rows

@@ -269,8 +269,11 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     blackbox = load_tabulated(args.blackbox, args.surrogate)
     outcome = benchmark(
         blackbox, args.optimizers, seeds=args.seeds, num_evaluations=args.num_evaluations, n_workers=args.workers,
-        output_dir=args.output_dir,
+        output_dir=args.output_dir, reference=args.hv_reference,
     )
+    record = outcome.record
+    point = ", ".join(f"{value:.4f}" for value in record["hypervolume_reference_point"])
+    print(f"final hypervolume (reference: {record['hypervolume_reference']}, normalised point ({point})):")
     print(outcome.summary.to_string(index=False, float_format="%.4f"))
     print("two-sided Mann-Whitney U p-values of the final hypervolumes:")
     print(outcome.pairwise.to_string(float_format="%.3g"))
@@ -394,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=positive_int, default=1, help="concurrent simulated evaluations")
     bench.add_argument(
         "--surrogate", default=None, choices=list(SURROGATES), help="default: the one the blackbox was scored with"
+    )
+    bench.add_argument(
+        "--hv-reference", default="trivial", choices=REFERENCES,
+        help="hypervolume reference for the error, the same for every run: the blackbox's trivial predictor's "
+             "validation error, or fixed at 1",
     )
     bench.set_defaults(func=cmd_benchmark)
 

@@ -13,6 +13,8 @@ tabulated.
 `benchmark` writes into its output folder:
 
 ```
+benchmark.json              what was compared: blackbox (task, metric, yardsticks), optimizers, seeds,
+                            evaluations, workers, and the hypervolume's objectives, bounds and reference
 runs.csv                    every evaluation of every run: optimizer, seed, trial_id, config_*,
                             objectives, st_tuner_time (simulated seconds), tabulated (0: surrogate)
 hypervolume_over_time.csv   per optimizer, on the union of its runs' times: mean, std, min, max
@@ -25,18 +27,21 @@ mannwhitneyu.csv            two-sided Mann-Whitney U p-value of each pair of opt
 syne-tune/                  Syne Tune's own record of every run
 ```
 
-Hypervolumes use the blackbox's reference point: the trivial predictor's validation error
-(and params 1), so a constant predictor adds nothing.
+Every run's hypervolume uses the same bounds (`nas_pruning.pareto.DEFAULT_BOUNDS`) and the same
+reference point, made by `nas_pruning.pareto.make_reference_point` as a search makes it: by default
+("trivial") at the trivial predictor's validation error from the blackbox's yardsticks (and params 1),
+so a constant predictor adds nothing; "fixed" puts it at (1, 1).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Union
 
@@ -53,8 +58,15 @@ from tqdm.auto import tqdm
 
 from nas_pruning.blackbox import ELAPSED_TIME, TabulatedSpace
 from nas_pruning.optimizers import OPTIMIZERS, make_scheduler
-from nas_pruning.pareto import DEFAULT_OBJECTIVES, curves_on_grid, hypervolume, hypervolume_over_time, plot_hypervolume
-from nas_pruning.search import front_configs
+from nas_pruning.pareto import (
+    DEFAULT_BOUNDS,
+    DEFAULT_OBJECTIVES,
+    curves_on_grid,
+    hypervolume,
+    hypervolume_over_time,
+    plot_hypervolume,
+)
+from nas_pruning.search import BudgetedScheduler, front_configs
 
 #: A name of OPTIMIZERS, a pymoo algorithm (copied for each seed), a Syne Tune scheduler
 #: (one seed only: it keeps its state) or a function from a seed to a fresh scheduler.
@@ -129,7 +141,7 @@ def simulate(
     """One optimizer run on the blackbox in simulated time.
 
     optimizer: see `Optimizer`; seed: its seed.
-    num_evaluations: trials to finish (the initial design included).
+    num_evaluations: trials to run (the initial design included): exactly this many, as in a live search.
     n_workers: concurrent simulated evaluations (1: as `nas-pruning search` by default).
     metrics: objectives the optimizer minimises.
     experiments_dir: where Syne Tune writes its record (default: SYNETUNE_FOLDER or ~/syne-tune).
@@ -143,7 +155,7 @@ def simulate(
     callback = EventDrivenSimulatorCallback()
     tuner = Tuner(
         trial_backend=SimulatedBackend(blackbox, elapsed_time_attr=ELAPSED_TIME, seed=0),
-        scheduler=scheduler_for(optimizer, blackbox, seed, metrics),
+        scheduler=BudgetedScheduler(scheduler_for(optimizer, blackbox, seed, metrics), num_evaluations),
         stop_criterion=StoppingCriterion(max_num_trials_finished=num_evaluations),
         n_workers=n_workers,
         sleep_time=0,
@@ -169,6 +181,7 @@ class BenchmarkOutcome:
     final: pd.DataFrame
     summary: pd.DataFrame
     pairwise: pd.DataFrame
+    record: dict
 
 
 def benchmark(
@@ -179,6 +192,7 @@ def benchmark(
     n_workers: int = 1,
     output_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    reference: str = "trivial",
 ) -> BenchmarkOutcome:
     """Run every optimizer with every seed on the blackbox in simulated time and compare them.
 
@@ -186,6 +200,7 @@ def benchmark(
     seeds: how many seeds (0, 1, ...) or which.
     num_evaluations, n_workers: per run, see `simulate`.
     output_dir: write the tables and the plot there (see the module docstring); None: only return them.
+    reference: the hypervolume reference point, a name of nas_pruning.pareto.REFERENCES (the same for every run).
     """
     optimizers = _labelled(optimizers)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -197,6 +212,7 @@ def benchmark(
                 f"optimizer {label!r} is one scheduler object, which keeps its state between runs: pass a "
                 "function from a seed to a fresh scheduler to run it with several seeds"
             )
+    reference_point = blackbox.reference_point(reference)  # refuses an unknown name before any run
     experiments = Path(output_dir) / "syne-tune" if output_dir is not None else None
     runs, curves, final = [], [], []
     jobs = tqdm(list(itertools.product(optimizers, seeds)), desc="simulating", unit="run", disable=not progress)
@@ -207,13 +223,13 @@ def benchmark(
             name=f"{label}-seed{seed}",
         )
         wall = time.perf_counter() - start
-        curve = hypervolume_over_time(results, TIME, reference_point=blackbox.reference_point)
+        curve = hypervolume_over_time(results, TIME, reference_point=reference_point, bounds=DEFAULT_BOUNDS)
         runs.append(results.assign(optimizer=label, seed=seed))
         curves.append(curve.assign(optimizer=label, seed=seed))
         final.append({
             "optimizer": label,
             "seed": seed,
-            "hypervolume": hypervolume(results, reference_point=blackbox.reference_point),
+            "hypervolume": hypervolume(results, reference_point=reference_point, bounds=DEFAULT_BOUNDS),
             "evaluations": len(results),
             "tabulated_share": float(results["tabulated"].mean()) if len(results) else float("nan"),
             "simulated_s": float(results[TIME].max()) if len(results) else 0.0,
@@ -226,6 +242,18 @@ def benchmark(
         final=final,
         summary=_summary(final),
         pairwise=_pairwise(final),
+        record={
+            "blackbox": {key: blackbox.metadata[key] for key in ("task", "metric", "search_space", "supernet")},
+            "yardsticks": asdict(blackbox.yardsticks),
+            "optimizers": list(optimizers),
+            "seeds": seeds,
+            "num_evaluations": num_evaluations,
+            "n_workers": n_workers,
+            "hypervolume_objectives": list(DEFAULT_OBJECTIVES),
+            "hypervolume_bounds": DEFAULT_BOUNDS,
+            "hypervolume_reference": reference,
+            "hypervolume_reference_point": reference_point,
+        },
     )
     if output_dir is not None:
         write_benchmark(outcome, output_dir)
@@ -243,6 +271,7 @@ def write_benchmark(outcome: BenchmarkOutcome, output_dir: str | os.PathLike) ->
     outcome.final.to_csv(output_dir / "final.csv", index=False)
     outcome.summary.to_csv(output_dir / "summary.csv", index=False)
     outcome.pairwise.to_csv(output_dir / "mannwhitneyu.csv")
+    (output_dir / "benchmark.json").write_text(json.dumps(outcome.record, indent=2) + "\n")
     per_optimizer = {
         label: [run for _, run in group.groupby("seed", sort=True)] for label, group in outcome.curves.groupby(
             "optimizer", sort=False
@@ -257,7 +286,8 @@ def write_benchmark(outcome: BenchmarkOutcome, output_dir: str | os.PathLike) ->
         }))
     pd.concat(bands, ignore_index=True).to_csv(output_dir / "hypervolume_over_time.csv", index=False)
     plot_hypervolume(
-        per_optimizer, output_dir / "hypervolume.png", reference="trivial", time_label="simulated time (s)"
+        per_optimizer, output_dir / "hypervolume.png", reference=outcome.record["hypervolume_reference"],
+        time_label="simulated time (s)",
     )
     return output_dir
 

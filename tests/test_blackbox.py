@@ -16,6 +16,7 @@ from nas_pruning.cli import main
 from nas_pruning.optimizer_benchmark import simulate
 from nas_pruning.search import front_configs, prepare_evaluation
 from nas_pruning.search_spaces import get_search_space
+from nas_pruning.supernet import load_supernet
 
 
 def test_tabulate_reload_and_query(tiny_stsb):
@@ -46,7 +47,12 @@ def test_tabulate_reload_and_query(tiny_stsb):
     assert meta["task"] == "stsb" and meta["metric"] == "spearman" and meta["search_space"] == "small"
     marks = blackbox.yardsticks
     assert marks.trivial_validation == 0 and marks.trivial_test == 0  # a constant has no rank correlation
-    assert blackbox.reference_point == pytest.approx((1 - marks.trivial_validation, 1.0))
+    assert blackbox.reference_point() == pytest.approx((1 - marks.trivial_validation, 1.0))
+    assert blackbox.reference_point("fixed") == (1.0, 1.0)
+    assert meta["hypervolume_reference_point"] == pytest.approx(blackbox.reference_point())
+    # The yardsticks are the ones the live search computed (one computation, shared code).
+    live_summary = json.loads((tiny_stsb["search"] / "summary.json").read_text())
+    assert meta["yardsticks"] == live_summary["yardsticks"]
     assert meta["validation"]["examples"] == VALIDATION
     held = meta["surrogate"]["heldout"]
     assert set(held) == {"error", "eval_time"} and all(set(s) == {"r2", "spearman"} for s in held.values())
@@ -73,7 +79,11 @@ def test_an_untabulated_config_gets_exact_params_and_a_surrogate_guess(tiny_stsb
 
 
 def test_tabulated_values_are_exactly_the_live_evaluators(tiny_stsb):
-    setup = prepare_evaluation(tiny_stsb["supernet"], max_validation_examples=VALIDATION, subset_seed=1)
+    model, info = load_supernet(tiny_stsb["supernet"])
+    space = get_search_space(info["search_space"], model.config)
+    setup = prepare_evaluation(
+        tiny_stsb["supernet"], model, info, space, max_validation_examples=VALIDATION, subset_seed=1, progress=False
+    )
     blackbox = load_tabulated(tiny_stsb["blackbox"])
     for row in blackbox.dataframe().head(12).to_dict("records"):
         config = {name: int(row[name]) for name in blackbox.configuration_space}
@@ -87,9 +97,11 @@ def test_a_seeded_search_on_the_blackbox_makes_the_live_searchs_first_20_suggest
     blackbox = load_tabulated(tiny_stsb["blackbox"])
     replay = simulate(blackbox, "local_search", seed=1, num_evaluations=20, experiments_dir=tmp_path)
     replay = replay.sort_values("trial_id")
-    assert len(replay) >= 20 and front_configs(replay)[:20] == front_configs(live)[:20]
-    assert replay["tabulated"].head(20).all()
-    assert replay["error"].head(20).tolist() == pytest.approx(live["error"].head(20).tolist(), abs=1e-12)
+    assert len(replay) == len(live) == 20 and front_configs(replay) == front_configs(live)
+    assert replay["tabulated"].all()
+    # The values the live search saw, exactly (results.csv keeps floats to the last bit).
+    assert replay["error"].tolist() == live["error"].tolist()
+    assert replay["params"].tolist() == live["params"].tolist()
     # Another seed of the same optimizer goes elsewhere: the comparison above can fail.
     other = simulate(blackbox, "local_search", seed=2, num_evaluations=20, experiments_dir=tmp_path)
     assert front_configs(other.sort_values("trial_id"))[:20] != front_configs(live)[:20]

@@ -259,6 +259,12 @@ BAD_OPTIONS = [
     (["cofi", "--target-sparsity", "1"], "--target-sparsity", "< 1"),
     (["cofi", "--finetune-learning-rate", "0"], "--finetune-learning-rate", "> 0"),
     (["cofi-search", "--sparsity-range", "0.5", "1"], "--sparsity-range", "< 1"),
+    (["tabulate", "--supernet", "s", "--output-dir", "o", "--num-configs", "-1"], "--num-configs", ">= 0"),
+    (["tabulate", "--supernet", "s", "--output-dir", "o", "--num-configs", "4", "--max-validation-examples", "0"],
+     "--max-validation-examples", ">= 1"),
+    (["benchmark", "--blackbox", "b", "--output-dir", "o", "--seeds", "0"], "--seeds", ">= 1"),
+    (["benchmark", "--blackbox", "b", "--output-dir", "o", "--num-evaluations", "1.5"], "--num-evaluations", ">= 1"),
+    (["benchmark", "--blackbox", "b", "--output-dir", "o", "--workers", "0"], "--workers", ">= 1"),
 ]
 
 
@@ -285,7 +291,7 @@ def test_a_missing_model_folder_is_one_line(command, tmp_path, capsys):
     one_line_error(capsys, f"cannot load model {missing!r}")
 
 
-@pytest.mark.parametrize("command", ["finetune", "search", "export", "cofi", "baseline"])
+@pytest.mark.parametrize("command", ["finetune", "search", "export", "cofi", "baseline", "tabulate", "benchmark"])
 def test_an_output_dir_that_is_a_file_is_refused_before_any_work(command, tmp_path, capsys):
     taken = tmp_path / "file.txt"
     taken.write_text("mine")
@@ -295,6 +301,8 @@ def test_an_output_dir_that_is_a_file_is_refused_before_any_work(command, tmp_pa
         "export": ["export", "--search-dir", "x"],
         "cofi": ["cofi", "--task", "rte"],
         "baseline": ["baseline", "layer-drop", "--task", "rte", "--model", "m"],
+        "tabulate": ["tabulate", "--supernet", "x", "--num-configs", "4"],
+        "benchmark": ["benchmark", "--blackbox", "x"],
     }[command]
     with pytest.raises(SystemExit) as stop:
         main([*argv, "--output-dir", str(taken / "sub")])
