@@ -7,7 +7,7 @@ import os
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
-from nas_pruning.models.registry import get_adapter
+from nas_pruning.models.registry import get_adapter, is_pruned
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -45,7 +45,7 @@ def load_model(
             f"could not provide it ({error.__class__.__name__}). Pass a local folder or a hub name "
             f"(with network access); the default is the bundled {DEFAULT_MODEL_NAME}."
         ) from error
-    if not config.model_type.startswith("pruned_"):
+    if not is_pruned(config):
         get_adapter(config)  # clear error for unsupported families before loading weights
     num_labels = 1 if is_regression else num_labels
     new_head = getattr(config, "num_labels", None) != num_labels
