@@ -11,7 +11,7 @@ from transformers.utils import logging as transformers_logging
 
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
 from nas_pruning.cofi.commands import add_commands as add_cofi_commands
-from nas_pruning.export import export_member
+from nas_pruning.export import INDEX_FILE, ExportSettings, export_front, export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.search import SearchSettings, run_search
@@ -91,6 +91,19 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_latency_arguments(parser: argparse.ArgumentParser, description: str, several_batch_sizes: bool = False):
+    group = parser.add_argument_group("latency", description)
+    group.add_argument(
+        "--latency-batch-size", type=int, nargs="+" if several_batch_sizes else None,
+        default=[1] if several_batch_sizes else 1,
+        help="sequences per timed batch" + (" (a latency column per value)" if several_batch_sizes else ""),
+    )
+    group.add_argument("--latency-length", type=int, default=128, help="tokens per timed sequence")
+    group.add_argument("--latency-warmup", type=int, default=2, help="untimed passes before timing")
+    group.add_argument("--latency-repeats", type=int, default=10, help="timed passes; latency is their median")
+    return group
+
+
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", default="local_search", choices=list(OPTIMIZERS))
     parser.add_argument(
@@ -102,7 +115,17 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
     )
-    parser.add_argument("--latency", action="store_true", help="also record each sub-network's measured latency")
+    parser.add_argument(
+        "--objectives", default="error,params",
+        help="objectives to minimise: error,params | error,latency | error,params,latency",
+    )
+    parser.add_argument(
+        "--latency", action="store_true", help="also record each sub-network's latency when it is not an objective"
+    )
+    latency = _add_latency_arguments(parser, "latency of the extracted sub-network (an objective, or --latency)")
+    latency.add_argument(
+        "--runtime", default="torch", help="where latency is measured: torch | onnxruntime (nas_pruning[onnx])"
+    )
     ray = parser.add_argument_group("Ray (pip install 'nas_pruning[ray]')")
     ray.add_argument(
         "--ray-address",
@@ -117,6 +140,20 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ray.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per Ray actor (and its torch threads)")
     ray.add_argument("--actor-gpus", type=float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)")
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", default="torch",
+        help="torch (safetensors) | onnx (ONNX Runtime, nas_pruning[onnx]) | both",
+    )
+    parser.add_argument(
+        "--quantize", default=None, help="int8: also an ONNX Runtime dynamically quantized model, with its test metric"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="GLUE folder for the int8 test metric (default: the super-network's)"
+    )
+    _add_latency_arguments(parser, "latency of each exported model, per runtime", several_batch_sizes=True)
 
 
 def _finetune(args: argparse.Namespace, output_dir) -> str:
@@ -152,7 +189,13 @@ def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: st
         n_workers=args.workers,
         seed=args.search_seed,
         max_validation_examples=args.max_validation_examples,
+        objectives=args.objectives,
         measure_latency=args.latency,
+        runtime=args.runtime,
+        latency_batch_size=args.latency_batch_size,
+        latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup,
+        latency_repeats=args.latency_repeats,
         num_threads=args.threads,
         ray_actors=args.ray_actors,
         ray_address=args.ray_address,
@@ -174,8 +217,30 @@ def cmd_search(args: argparse.Namespace) -> None:
     _search(args, args.supernet, args.output_dir, args.search_space)
 
 
+def _export_settings(args: argparse.Namespace) -> ExportSettings:
+    return ExportSettings(
+        format=args.format,
+        quantize=args.quantize,
+        latency_batch_sizes=args.latency_batch_size,
+        latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup,
+        latency_repeats=args.latency_repeats,
+        data_dir=args.data_dir,
+    )
+
+
 def cmd_export(args: argparse.Namespace) -> None:
-    folder = export_member(args.search_dir, args.output_dir, index=args.index, max_params=args.max_params)
+    settings = _export_settings(args)
+    if args.all:
+        index = export_front(args.search_dir, args.output_dir, settings)
+        columns = ["folder", "params", "metric", "test_metric"] + [
+            c for c in index.columns if c.startswith(("test_metric_", "latency_"))
+        ]
+        print(index[columns].to_string(index=False, float_format="%.4f"))
+        print(f"exported {len(index)} front members to {args.output_dir} (table: {INDEX_FILE})")
+        return
+    folder = export_member(args.search_dir, args.output_dir, index=args.index, max_params=args.max_params,
+                           settings=settings)
     print(f"exported to {folder}:\n{(folder / 'README.md').read_text()}")
 
 
@@ -195,7 +260,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
     supernet_dir = _finetune(args, root / "supernet")
     _search(args, supernet_dir, root / "search", args.search_space)
-    cmd_export(argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None))
+    settings = ExportSettings(
+        latency_batch_sizes=[args.latency_batch_size], latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
+    )
+    folder = export_member(root / "search", root / "model", settings=settings)
+    print(f"exported the knee point to {folder}:\n{(folder / 'README.md').read_text()}")
     print(f"front plot: {root / 'search' / 'front.png'}")
 
 
@@ -240,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     choice = export.add_mutually_exclusive_group()
     choice.add_argument("--index", type=int, default=None, help="position in the front, by parameter ratio")
     choice.add_argument("--max-params", type=float, default=None, help="best error with parameter ratio <= this")
+    choice.add_argument(
+        "--all", action="store_true", help=f"every front member, one folder each, and {INDEX_FILE}"
+    )
+    _add_export_arguments(export)
     export.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: finetune -> search -> Pareto front -> export the knee")

@@ -12,12 +12,21 @@ output_dir/
   summary.json              hypervolume, reference point, bounds, settings
   front.png, hypervolume.png
 ```
+
+Objectives (`SearchSettings.objectives`): error and parameter ratio (default), error and
+latency, or all three. Latency is measured on the extracted sub-network in the chosen runtime
+(nas_pruning.runtimes.LatencySpec) and cached per architecture. For the hypervolume it is
+normalised by the bounds [0, latency of the full model measured the same way]: a sub-network
+slower than the full model adds nothing. The bounds and the measurement settings are stored in
+summary.json (`hypervolume_bounds`, `latency`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,22 +39,35 @@ from syne_tune.experiments import load_experiment
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import evaluate
-from nas_pruning.models import load_tokenizer
+from nas_pruning.models import SubNetwork, get_adapter, load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
     DEFAULT_BOUNDS,
-    DEFAULT_REFERENCE_POINT,
+    DEFAULT_OBJECTIVES,
     hypervolume,
     hypervolume_over_time,
     pareto_front,
     plot_front,
     plot_hypervolume,
 )
+from nas_pruning.runtimes import LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import load_supernet
-from nas_pruning.tasks import encode, get_task, load_task, make_loader
+from nas_pruning.tasks import TaskData, encode, get_task, load_task, make_loader
 
 SEARCH_SETTINGS_FILE = "summary.json"
+LATENCY = "latency"
+#: The accepted sets of minimised objectives.
+OBJECTIVE_SETS = (DEFAULT_OBJECTIVES, ("error", LATENCY), (*DEFAULT_OBJECTIVES, LATENCY))
+
+
+def parse_objectives(objectives: str | Sequence[str]) -> tuple[str, ...]:
+    """One of OBJECTIVE_SETS from "error,latency" or a sequence of names; ValueError for anything else."""
+    names = tuple(n.strip() for n in objectives.split(",")) if isinstance(objectives, str) else tuple(objectives)
+    if names not in OBJECTIVE_SETS:
+        accepted = " | ".join(",".join(o) for o in OBJECTIVE_SETS)
+        raise ValueError(f"unknown objectives {','.join(names)!r}; accepted: {accepted}")
+    return names
 
 
 @dataclass
@@ -62,7 +84,11 @@ class SearchSettings:
     batch_size: evaluation batch size.
     max_validation_examples: score on a random subset of the validation split
         (faster, noisier); None: all of it.
-    measure_latency: also record each sub-network's measured `latency` (not optimised).
+    objectives: minimised objectives, one of OBJECTIVE_SETS.
+    measure_latency: also record each sub-network's `latency` when it is not an objective.
+    runtime: where latency is measured: "torch" or "onnxruntime" (needs nas_pruning[onnx]).
+    latency_batch_size, latency_length: shape of the timed batch (random tokens, no padding).
+    latency_warmup, latency_repeats: untimed passes, then timed passes whose median is the latency.
     num_threads: torch threads; None: all cores.
     ray_actors: evaluate on this many Ray actors (one model replica each, see
         nas_pruning.backends.ray_backend) instead of in-process threads; None: in
@@ -81,12 +107,30 @@ class SearchSettings:
     seed: int = 0
     batch_size: int = 64
     max_validation_examples: int | None = None
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     measure_latency: bool = False
+    runtime: str = "torch"
+    latency_batch_size: int = 1
+    latency_length: int = 128
+    latency_warmup: int = 2
+    latency_repeats: int = 10
     num_threads: int | None = None
     ray_actors: int | None = None
     ray_address: str | None = None
     actor_cpus: float = 1.0
     actor_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.objectives = parse_objectives(self.objectives)
+        self.latency_spec()  # a bad runtime or shape fails here, before anything loads
+
+    def latency_spec(self) -> LatencySpec | None:
+        """How latency is measured, or None when it is neither an objective nor asked for."""
+        if LATENCY not in self.objectives and not self.measure_latency:
+            return None
+        return LatencySpec(
+            self.runtime, self.latency_batch_size, self.latency_length, self.latency_warmup, self.latency_repeats
+        )
 
     @property
     def uses_ray(self) -> bool:
@@ -122,33 +166,26 @@ def run_search(
     model, info = load_supernet(supernet_dir)
     space = get_search_space(settings.search_space or info.get("search_space") or "small", model.config)
     task = get_task(info["task"])
-    split = info.get("data", {})
     tokenizer = load_tokenizer(supernet_dir)
-    data = load_task(
-        task.name,
-        data_dir if data_dir is not None else split.get("data_dir"),
-        seed=split.get("split_seed", 0),
-        val_fraction=split.get("val_fraction", 0.3),
-        splits=("validation", "test"),
-    )
-    if settings.max_validation_examples is not None and settings.max_validation_examples < len(data.validation):
-        data = type(data)(
-            data.task,
-            validation=data.validation.shuffle(seed=settings.seed).select(range(settings.max_validation_examples)),
-            test=data.test,
-        )
-    data = encode(data, tokenizer, max_length=split.get("max_length", 128))
+    data = load_supernet_data(info, tokenizer, data_dir, ("validation", "test"), settings.max_validation_examples,
+                              settings.seed)
     val_batches = list(make_loader(data.validation, tokenizer, batch_size=settings.batch_size))
-    evaluator = SubnetworkEvaluator(
-        model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if settings.measure_latency else None
-    )
+    spec = settings.latency_spec()
+    meter = LatencyMeter(spec) if spec is not None else None
+    evaluator = SubnetworkEvaluator(model, space, val_batches, task, latency=meter)
+    objectives, bounds, latency_record = settings.objectives, dict(DEFAULT_BOUNDS), {}
+    if meter is not None:
+        # The full model's latency, measured like every candidate's, is the upper bound of latency.
+        full_latency = meter(model, SubNetwork.full(get_adapter(model).dims(model.config)))
+        bounds[LATENCY] = (0.0, full_latency)
+        latency_record = {LATENCY: {**spec.as_dict(), "full_model_latency": full_latency, "bounds": [0.0, full_latency]}}
 
     results, experiment = _tune(evaluator, space, settings, output_dir)
     results.to_csv(output_dir / "results.csv", index=False)
-    front = pareto_front(results)
+    front = pareto_front(results, objectives)
     front = _score_on_test(evaluator, front, list(make_loader(data.test, tokenizer, batch_size=settings.batch_size)))
     front.to_csv(output_dir / "pareto.csv", index=False)
-    volume = hypervolume(front)
+    volume = hypervolume(front, objectives, bounds=bounds)
     summary = {
         "supernet": str(supernet_dir),
         "task": task.name,
@@ -157,15 +194,46 @@ def run_search(
         "evaluations": int(results["error"].notna().sum()),
         "front_size": len(front),
         "hypervolume": volume,
-        "hypervolume_objectives": ["error", "params"],
-        "hypervolume_bounds": DEFAULT_BOUNDS,
-        "hypervolume_reference_point": DEFAULT_REFERENCE_POINT,
+        "hypervolume_objectives": list(objectives),
+        "hypervolume_bounds": bounds,
+        "hypervolume_reference_point": [1.0] * len(objectives),  # in normalised space, every objective
+        "objectives": list(objectives),
+        **latency_record,
         "settings": {**asdict(settings), "search_space": space.name},
     }
     (output_dir / SEARCH_SETTINGS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    plot_front({settings.optimizer: front}, output_dir / "front.png", all_points=results)
-    plot_hypervolume({settings.optimizer: hypervolume_over_time(results)}, output_dir / "hypervolume.png")
+    # Error over the second objective (parameter ratio, or latency when it is the only other one).
+    plot_front({settings.optimizer: front}, output_dir / "front.png", objectives[:2], all_points=results)
+    curve = hypervolume_over_time(results, objectives=objectives, bounds=bounds)
+    plot_hypervolume({settings.optimizer: curve}, output_dir / "hypervolume.png")
     return SearchOutcome(results, front, volume, output_dir, experiment)
+
+
+def load_supernet_data(
+    info: dict,
+    tokenizer,
+    data_dir: str | os.PathLike | None = None,
+    splits: tuple[str, ...] = ("validation", "test"),
+    max_validation_examples: int | None = None,
+    seed: int = 0,
+) -> TaskData:
+    """The encoded splits of a super-network's task, split as when it was trained.
+
+    info: the super-network's record (`load_supernet`); data_dir: GLUE folder, default the one
+    it was trained on; max_validation_examples: a random validation subset of this size (drawn with `seed`).
+    """
+    split = info.get("data", {})
+    data = load_task(
+        info["task"],
+        data_dir if data_dir is not None else split.get("data_dir"),
+        seed=split.get("split_seed", 0),
+        val_fraction=split.get("val_fraction", 0.3),
+        splits=splits,
+    )
+    if max_validation_examples is not None and max_validation_examples < len(data.validation):
+        subset = data.validation.shuffle(seed=seed).select(range(max_validation_examples))
+        data = dataclasses.replace(data, validation=subset)
+    return encode(data, tokenizer, max_length=split.get("max_length", 128))
 
 
 def _tune(
@@ -176,6 +244,7 @@ def _tune(
     scheduler = make_scheduler(
         settings.optimizer,
         space.config_space,
+        metrics=settings.objectives,
         points_to_evaluate=space.initial_design(),
         random_seed=settings.seed,
         **({"max_t": 1} if settings.optimizer == "moasha" else {}),
@@ -236,7 +305,3 @@ def _plain(value):
     """A Python scalar; integral floats (pandas turns int columns with gaps into floats) become ints."""
     value = value.item() if hasattr(value, "item") else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _latency_batch(batches: list[dict]) -> dict:
-    return {k: v for k, v in batches[0].items() if k != "labels"}

@@ -10,6 +10,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
+from nas_pruning.models import load_tokenizer
+from nas_pruning.supernet import save_supernet
+
 TINY = dict(
     vocab_size=60,
     hidden_size=16,
@@ -76,3 +79,17 @@ def glue_path() -> Path:
     if path is None:
         pytest.skip("GLUE copy not found: set GLUE_DIR or place shared/data/glue beside the repo")
     return path
+
+
+@pytest.fixture
+def tiny_supernet(tmp_path, glue_path):
+    """A saved tiny BERT super-network (MiniLM's vocabulary and tokenizer) for RTE, over the real GLUE rows."""
+    model = tiny_model("bert", num_labels=2, vocab_size=30522, max_position_embeddings=128)
+    info = {
+        "task": "rte",
+        "base_model": "tiny-bert",
+        "strategy": {"name": "standard"},
+        "search_space": "small",
+        "data": {"data_dir": str(glue_path), "split_seed": 0, "val_fraction": 0.3, "max_length": 64},
+    }
+    return save_supernet(tmp_path / "supernet", model, info, load_tokenizer())

@@ -9,21 +9,6 @@ from conftest import tiny_model
 from transformers import AutoModelForSequenceClassification
 
 from nas_pruning.cli import main
-from nas_pruning.models import load_tokenizer
-from nas_pruning.supernet import save_supernet
-
-
-@pytest.fixture
-def tiny_supernet(tmp_path, glue_path):
-    model = tiny_model("bert", num_labels=2, vocab_size=30522, max_position_embeddings=128)
-    info = {
-        "task": "rte",
-        "base_model": "tiny-bert",
-        "strategy": {"name": "standard"},
-        "search_space": "small",
-        "data": {"data_dir": str(glue_path), "split_seed": 0, "val_fraction": 0.3, "max_length": 64},
-    }
-    return save_supernet(tmp_path / "supernet", model, info, load_tokenizer())
 
 
 def test_search_and_export_from_the_command_line(tiny_supernet, tmp_path, monkeypatch):
