@@ -50,7 +50,7 @@ from nas_pruning.pareto import (
     plot_front,
     plot_hypervolume,
 )
-from nas_pruning.runtimes import LatencyMeter, LatencySpec
+from nas_pruning.runtimes import RUNTIMES, LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import load_supernet
 from nas_pruning.tasks import TaskData, encode, get_task, load_task, make_loader
@@ -122,7 +122,9 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         self.objectives = parse_objectives(self.objectives)
-        self.latency_spec()  # a bad runtime or shape fails here, before anything loads
+        if self.runtime not in RUNTIMES:  # also when latency is not measured: a typo is still a mistake
+            raise ValueError(f"unknown runtime {self.runtime!r}; accepted: {', '.join(RUNTIMES)}")
+        self.latency_spec()  # a missing runtime or a bad shape fails here, before anything loads
 
     def latency_spec(self) -> LatencySpec | None:
         """How latency is measured, or None when it is neither an objective nor asked for."""

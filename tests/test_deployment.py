@@ -138,3 +138,14 @@ def test_bad_input_gets_one_clear_line(tiny_supernet, tmp_path, monkeypatch, cap
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "pip install 'nas_pruning[onnx]'" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_onnx
+def test_latency_in_onnx_runtime_is_measured_once_per_architecture():
+    model = tiny_model("bert")
+    meter = runtimes.LatencyMeter(runtimes.LatencySpec("onnxruntime", batch_size=2, length=8, warmup=1, repeats=3))
+    heads, units = torch.ones(3, 4, dtype=torch.bool), torch.ones(3, 12, dtype=torch.bool)
+    heads[:, 2:] = False
+    first = meter(model, SubNetwork(heads, units))
+    assert first > 0 and meter(model, SubNetwork(heads.clone(), units.clone())) == first
+    assert meter.measurements == 1

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from conftest import random_batches, tiny_model
 from test_baselines import pretrained_folder, tiny_glue  # noqa: F401 (fixtures)
-from test_search_pipeline import tiny_supernet  # noqa: F401 (a fixture)
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.config_space import randint
 from syne_tune.experiments import load_experiment
