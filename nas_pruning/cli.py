@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from transformers.utils import logging as transformers_logging
 
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
@@ -150,9 +151,7 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quantize", default=None, help="int8: also an ONNX Runtime dynamically quantized model, with its test metric"
     )
-    parser.add_argument(
-        "--data-dir", default=None, help="GLUE folder for the int8 test metric (default: the super-network's)"
-    )
+    _add_data_arguments(parser)  # the data for the int8 test metric (default: the super-network's)
     _add_latency_arguments(parser, "latency of each exported model, per runtime", several_batch_sizes=True)
 
 
@@ -231,6 +230,8 @@ def _export_settings(args: argparse.Namespace) -> ExportSettings:
 
 def cmd_export(args: argparse.Namespace) -> None:
     settings = _export_settings(args)
+    if args.threads:  # both runtimes are timed with this many threads
+        torch.set_num_threads(args.threads)
     if args.all:
         index = export_front(args.search_dir, args.output_dir, settings)
         columns = ["folder", "params", "metric", "test_metric"] + [

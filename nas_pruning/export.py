@@ -116,7 +116,9 @@ class _Search:
         front_file = search_dir / "pareto.csv"
         self.front = pd.read_csv(front_file) if front_file.is_file() and front_file.stat().st_size > 1 else None
         if self.front is None or self.front.empty:
-            raise ValueError(f"the search in {search_dir} has no Pareto front (no evaluation succeeded): nothing to export")
+            raise ValueError(
+                f"the search in {search_dir} has no Pareto front (no evaluation succeeded): nothing to export"
+            )
         self.objectives = self.summary.get("objectives", list(DEFAULT_OBJECTIVES))
         self.bounds = {**DEFAULT_BOUNDS, **{k: tuple(v) for k, v in self.summary.get("hypervolume_bounds", {}).items()}}
         self.model, self.info = load_supernet(self.summary["supernet"])
@@ -199,7 +201,8 @@ class _Search:
         )
         if settings.writes_torch:
             card += (
-                "## PyTorch\n\n```python\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+                "## PyTorch\n\n```python\n"
+                "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
                 'tokenizer = AutoTokenizer.from_pretrained("FOLDER")\n'
                 'model = AutoModelForSequenceClassification.from_pretrained("FOLDER", trust_remote_code=True)\n```\n\n'
             )

@@ -89,6 +89,8 @@ class SearchSettings:
     runtime: where latency is measured: "torch" or "onnxruntime" (needs nas_pruning[onnx]).
     latency_batch_size, latency_length: shape of the timed batch (random tokens, no padding).
     latency_warmup, latency_repeats: untimed passes, then timed passes whose median is the latency.
+        Latency is timed with `num_threads` torch (and ONNX Runtime) threads, on Ray actors with
+        `actor_cpus`; the full model's latency (the hypervolume bound) is timed in this process.
     num_threads: torch threads; None: all cores.
     ray_actors: evaluate on this many Ray actors (one model replica each, see
         nas_pruning.backends.ray_backend) instead of in-process threads; None: in
@@ -180,7 +182,9 @@ def run_search(
         # The full model's latency, measured like every candidate's, is the upper bound of latency.
         full_latency = meter(model, SubNetwork.full(get_adapter(model).dims(model.config)))
         bounds[LATENCY] = (0.0, full_latency)
-        latency_record = {LATENCY: {**spec.as_dict(), "full_model_latency": full_latency, "bounds": [0.0, full_latency]}}
+        latency_record = {
+            LATENCY: {**spec.as_dict(), "full_model_latency": full_latency, "bounds": [0.0, full_latency]}
+        }
 
     results, experiment = _tune(evaluator, space, settings, output_dir)
     results.to_csv(output_dir / "results.csv", index=False)
