@@ -8,11 +8,13 @@
   median of the timed runs), `LatencyMeter`: latency of sub-networks of a super-network,
   measured on the extracted model and cached per architecture.
 
-Attention fusion is left off: ONNX Runtime's BERT attention fusion assumes one head count for
-the whole model with head size = hidden size / heads, which pruned layers break (on a model
-with per-layer head counts it reports "Failed to detect num_heads and hidden_size"); torch's
-default exporter writes attention in a form it does not fuse anyway. The GELU and (skip)
-layer-normalisation fusions do apply and keep the logits equal.
+Attention fusion is left off: ONNX Runtime's BERT attention fusion takes one head count for the
+whole model, which pruned layers break (checked with onnxruntime 1.32 on a TorchScript-exported
+model with per-layer head counts: "Failed to detect num_heads and hidden_size for Attention
+fusion", nothing fused), and it fuses nothing in what torch's default (torch.export-based)
+exporter writes, not even for an unpruned BERT. The GELU and (skip) layer-normalisation fusions
+do apply, and the logits stay equal to PyTorch's. The TorchScript exporter is not used: torch
+2.13 deprecates it ("The feature will be removed").
 
 onnx, onnxscript and onnxruntime are the optional extra `nas_pruning[onnx]`.
 """
