@@ -202,7 +202,7 @@ def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: st
         actor_gpus=args.actor_gpus,
     )
     outcome = run_search(supernet_dir, output_dir, settings, data_dir=args.data_dir)
-    columns = [c for c in ("params", "error", "metric", "test_metric") if c in outcome.front.columns]
+    columns = [c for c in ("params", "latency", "error", "metric", "test_metric") if c in outcome.front.columns]
     print(outcome.front[columns].to_string(index=False, float_format="%.4f"))
     print(f"hypervolume {outcome.hypervolume:.4f} over {len(outcome.results)} evaluations -> {outcome.output_dir}")
     return outcome
