@@ -198,6 +198,7 @@ class _Search:
             f"Latency (ms per batch of {settings.latency_length} tokens per sequence, median of "
             f"{settings.latency_repeats} after {settings.latency_warmup} warm-up passes, on the machine that "
             f"exported it):\n\n| runtime, batch size | ms |\n|---|---|\n{latencies}\n\n"
+            "In the code below, FOLDER is this folder.\n\n"
         )
         if settings.writes_torch:
             card += (
@@ -218,7 +219,6 @@ def _onnx_snippet(task_name: str, quantize: str | None) -> str:
     int8 = f'# int8: session = onnxruntime.InferenceSession("FOLDER/{INT8_FILE}")\n' if quantize else ""
     return (
         "## ONNX Runtime\n\n"
-        "FOLDER is this folder. "
         f"Needs only `pip install onnxruntime transformers` (or the `tokenizers` package instead of "
         f"transformers: `Tokenizer.from_file(\"FOLDER/tokenizer.json\")`); no nas_pruning, no remote code.\n\n"
         "```python\nimport onnxruntime\nfrom transformers import AutoTokenizer\n\n"
