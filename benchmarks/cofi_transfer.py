@@ -1,50 +1,49 @@
-"""CoFi pruning with transfer learning under limited target data, on MiniLM.
+"""CoFi pruning with transfer learning under limited target data, on MiniLM, judged on this CPU.
 
-Target tasks with 1,000 training examples (sampled per seed) paired with an
-auxiliary task, pruned to 90% and 95% sparsity, comparing the couplings
-none / shared / independent / delta (all transferring at both stages, weights and
-structure), the stage ablation (delta at prune / finetune / both) and the
-what-to-transfer ablation (delta with weights / structure / both). Test scores
-are on the target's GLUE dev split; speedups are measured on this machine
-(batch 32 x seq 128, the pruned model against the unpruned teacher, interleaved).
+The grid ``issue17`` (the default): targets STS-B (auxiliary MRPC) and SST-2
+(auxiliary CoLA) with 1,000 training examples sampled per seed; at 90% sparsity
+the couplings none / shared / independent / delta (auxiliary task at both stages,
+weights and structure), at 95% those plus the stage ablation (delta at prune /
+finetune only) and the what-to-transfer ablation (delta with weights / structure
+only); seeds 0, 1, 2: 72 runs. docs/cofi_transfer.md gives the schedule, why it
+fits 8 CPU-hours on this machine, and why these auxiliary tasks.
 
-Targets (Dery et al., 2023): delta beats no transfer at 95% sparsity (about +5
-points there), transfer at both stages beats either alone, and the 95%-sparse
-model runs at least 5x faster than the unpruned MiniLM.
+    python benchmarks/cofi_transfer.py                          # the whole grid, resumable
+    python benchmarks/cofi_transfer.py --pairs stsb:mrpc --seeds 0 --sparsities 0.9 --variants none
+    python benchmarks/cofi_transfer.py --list                   # planned runs, done or to do
+    python benchmarks/cofi_transfer.py --report-only            # rebuild the report from the rows
 
-    python benchmarks/cofi_transfer.py                  # full scale (days on 2 CPU cores)
-    python benchmarks/cofi_transfer.py --scale quick    # reduced: about 40 min on 2 idle cores
-    python benchmarks/cofi_transfer.py --scale medium   # all variants, one seed: about 10 h
-    python benchmarks/cofi_transfer.py --list           # print the planned runs only
-
-Any setting of a scale can be overridden (e.g. ``--seeds 0,1 --prune-epochs 4``).
-Every run checkpoints after each epoch and leaves ``result.json`` in its folder
-under --work-dir; re-running the same command skips finished runs and resumes
-the interrupted one. Writes docs/cofi_transfer_results.csv (one row per run),
-docs/cofi_transfer_results.md (means over seeds and the targets) and
-docs/cofi_transfer_results.png; text below the line notes.NOTES_MARK in an
-existing docs/cofi_transfer_results.md is kept.
+Every finished run appends one row to docs/cofi_transfer_rows.csv (its settings,
+validation and test metric, the trivial predictor's and the teacher's metric, real
+sparsity, parameter ratio, speedups measured interleaved at batch 32 x 128 and
+1 x 128, wall time); a run whose row is there is skipped, and an interrupted run
+resumes from its last epoch's checkpoint under --work-dir, ending exactly as it
+would have. docs/cofi_transfer_results.md is rebuilt from the rows alone after
+every row (text below notes.NOTES_MARK in it is kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
-from nas_pruning.cofi.data import load_transfer_data
-from nas_pruning.cofi.teacher import load_or_train_teacher
+from nas_pruning.cofi.data import TransferData, load_transfer_data
+from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
+from nas_pruning.cofi.report import KEY, build_report
+from nas_pruning.cofi.speed import SPEED_SHAPES, speed_comparison
+from nas_pruning.cofi.teacher import teacher_path
 from nas_pruning.evaluation import evaluate
-from nas_pruning.models import load_tokenizer
+from nas_pruning.models import load_model, load_tokenizer
+from nas_pruning.tasks import get_task
 from notes import write_keeping_notes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,218 +60,231 @@ VARIANTS = {
     "delta-weights": ("delta", "both", "weights"),
     "delta-structure": ("delta", "both", "structure"),
 }
-GROUPS = {
-    "couplings": ["none", "shared", "independent", "delta"],
-    "stages": ["none", "delta-prune", "delta-finetune", "delta"],
-    "transfer": ["none", "delta-weights", "delta-structure", "delta"],
-    "all": list(VARIANTS),
-}
+COUPLINGS = ["none", "shared", "independent", "delta"]
 
-#: Settings per scale; command-line options override them one by one.
-SCALES = {
-    "full": dict(
-        pairs="rte:qnli,mrpc:stsb", sparsities="0.9,0.95", seeds="0,1,2", variants="all", max_length=128,
-        teacher_epochs=5, prune_epochs=20, finetune_epochs=10, max_aux_examples=None, max_eval_examples=None,
-        gate_learning_rate=0.05, lambda_learning_rate=0.05,
-    ),
-    "medium": dict(
-        pairs="rte:qnli,mrpc:stsb", sparsities="0.9,0.95", seeds="0", variants="all", max_length=128,
-        teacher_epochs=3, prune_epochs=5, finetune_epochs=3, max_aux_examples=5000, max_eval_examples=500,
-        gate_learning_rate=0.1, lambda_learning_rate=0.1,
-    ),
-    "quick": dict(
-        pairs="rte:qnli,mrpc:stsb", sparsities="0.95", seeds="0", variants="couplings", max_length=64,
-        teacher_epochs=2, prune_epochs=2, finetune_epochs=2, max_aux_examples=2000, max_eval_examples=256,
-        gate_learning_rate=0.1, lambda_learning_rate=0.1,
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The runs of a benchmark grid and the settings every one of them shares."""
+
+    pairs: tuple[tuple[str, str], ...]
+    variants: dict[float, list[str]]  # target sparsity -> variants run at it
+    seeds: tuple[int, ...]
+    settings: dict  # CoFiConfig settings shared by every run
+    speed_shapes: tuple[tuple[int, int], ...] = SPEED_SHAPES  # (batch, length) of the final speed comparison
+    speed_repeats: int = 20  # its timed passes of each model per shape
+
+
+GRIDS = {
+    "issue17": Grid(
+        pairs=(("stsb", "mrpc"), ("sst2", "cola")),
+        variants={0.9: COUPLINGS, 0.95: list(VARIANTS)},
+        seeds=(0, 1, 2),
+        settings=dict(
+            target_examples=1000, max_length=64, max_aux_examples=4000, max_eval_examples=500, teacher_epochs=3,
+            prune_epochs=2, finetune_epochs=1, gate_learning_rate=0.1, lambda_learning_rate=0.1, latency_repeats=1,
+        ),
     ),
 }  # fmt: skip
+#: The row's copy of the settings that distinguish schedules.
+ROW_SETTINGS = ("target_examples", "max_length", "max_aux_examples", "max_eval_examples", "teacher_epochs",
+                "prune_epochs", "finetune_epochs")  # fmt: skip
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    parser.add_argument("--pairs", help="comma-separated target:auxiliary task pairs")
-    parser.add_argument("--sparsities", help="comma-separated target sparsities")
-    parser.add_argument("--seeds", help="comma-separated seeds")
-    parser.add_argument("--variants", help=f"a group ({', '.join(GROUPS)}) or comma-separated of {list(VARIANTS)}")
-    parser.add_argument("--target-examples", type=int, default=1000)
-    integers = (
-        "max_length", "teacher_epochs", "prune_epochs", "finetune_epochs", "max_aux_examples", "max_eval_examples",
-    )
-    for name in integers:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int)
-    for name in ("gate_learning_rate", "lambda_learning_rate"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float)
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="issue17")
+    parser.add_argument("--pairs", help="only these comma-separated target:auxiliary pairs of the grid")
+    parser.add_argument("--sparsities", help="only these comma-separated sparsities of the grid")
+    parser.add_argument("--seeds", help="only these comma-separated seeds of the grid")
+    parser.add_argument("--variants", help=f"only these comma-separated variants of {list(VARIANTS)}")
     parser.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(ROOT.parent / "shared" / "data" / "glue")))
     parser.add_argument("--model", default=None, help="model name or folder (default: bundled MiniLM)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks" / "runs" / "cofi_transfer")
-    parser.add_argument("--out", type=Path, default=DOCS / "cofi_transfer_results", help="output path without suffix")
+    parser.add_argument("--rows", type=Path, default=DOCS / "cofi_transfer_rows.csv", help="rows table (CSV)")
+    parser.add_argument("--report", type=Path, default=DOCS / "cofi_transfer_results.md", help="report (markdown)")
     parser.add_argument("--list", action="store_true", help="print the planned runs and exit")
-    args = parser.parse_args()
-    for name, value in SCALES[args.scale].items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
-    return args
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from the rows and exit")
+    return parser.parse_args(argv)
 
 
 def planned_runs(args: argparse.Namespace) -> list[dict]:
-    variants = GROUPS.get(args.variants) or [v.strip() for v in args.variants.split(",")]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: {list(VARIANTS)} or groups {list(GROUPS)}")
-    runs = []
-    for pair in args.pairs.split(","):
-        target, aux = pair.split(":")
-        for sparsity in (float(s) for s in args.sparsities.split(",")):
-            for seed in (int(s) for s in args.seeds.split(",")):
-                for variant in variants:
-                    runs.append(dict(target=target, aux=aux, target_sparsity=sparsity, seed=seed, variant=variant))
-    return runs
+    """The grid's runs, restricted by --pairs / --sparsities / --seeds / --variants."""
+    grid = GRIDS[args.grid]
+
+    def chosen(option: str | None, values: list, parse) -> list:
+        if option is None:
+            return values
+        wanted = [parse(text.strip()) for text in option.split(",") if text.strip()]
+        outside = [value for value in wanted if value not in values]
+        if outside:
+            raise SystemExit(f"{outside} are not in grid {args.grid!r}, which has {values}")
+        return wanted
+
+    pairs = chosen(args.pairs, list(grid.pairs), lambda text: tuple(text.split(":")))
+    sparsities = chosen(args.sparsities, list(grid.variants), float)
+    seeds = chosen(args.seeds, list(grid.seeds), int)
+    variants = chosen(args.variants, list(VARIANTS), str)
+    return [
+        dict(grid=args.grid, target=target, aux=aux, target_sparsity=sparsity, variant=variant, seed=seed)
+        for target, aux in pairs
+        for sparsity in sparsities
+        for seed in seeds
+        for variant in grid.variants[sparsity]
+        if variant in variants
+    ]
 
 
 def run_config(args: argparse.Namespace, run: dict) -> CoFiConfig:
     coupling, stage, transfer = VARIANTS[run["variant"]]
     return CoFiConfig(
-        task=run["target"], aux_task=run["aux"], target_examples=args.target_examples,
-        target_sparsity=run["target_sparsity"], coupling=coupling, stage=stage, transfer=transfer, model=args.model,
-        data_dir=args.data_dir, seed=run["seed"], max_length=args.max_length, teacher_epochs=args.teacher_epochs,
-        prune_epochs=args.prune_epochs, finetune_epochs=args.finetune_epochs, max_aux_examples=args.max_aux_examples,
-        max_eval_examples=args.max_eval_examples, gate_learning_rate=args.gate_learning_rate,
-        lambda_learning_rate=args.lambda_learning_rate, num_threads=args.threads,
-        cache_dir=str(args.work_dir / "teachers"),
+        task=run["target"], aux_task=run["aux"], target_sparsity=run["target_sparsity"], coupling=coupling,
+        stage=stage, transfer=transfer, seed=run["seed"], model=args.model, data_dir=args.data_dir,
+        num_threads=args.threads, cache_dir=str(args.work_dir / "teachers"), **GRIDS[args.grid].settings,
     )  # fmt: skip
 
 
 def run_folder(args: argparse.Namespace, run: dict) -> Path:
-    name = f"{run['target']}-{run['aux']}/sparsity{run['target_sparsity']}/{run['variant']}/seed{run['seed']}"
-    return args.work_dir / name
+    pair = f"{run['target']}-{run['aux']}"
+    sparsity, seed = f"sparsity{run['target_sparsity']}", f"seed{run['seed']}"
+    return args.work_dir / run["grid"] / pair / sparsity / run["variant"] / seed
 
 
-def teacher_row(args: argparse.Namespace, run: dict) -> dict:
-    """The unpruned teacher's test score: the reference every pruned model is compared with."""
-    config = run_config(args, {**run, "variant": "none"})
-    data = load_transfer_data(config, load_tokenizer(config.model))
-    teacher = load_or_train_teacher(config, data, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    test = evaluate(teacher, data.eval_loader("test", config.batch_size), data.task)
-    valid = evaluate(teacher, data.eval_loader("validation", config.batch_size), data.task)
-    return {"val_error": valid["error"], "test_metric": test["metric"]}
+def trivial_metric(data: TransferData, split: str) -> float:
+    """The score of a constant predictor on `split`: the majority class of the training
+    examples for classification; for regression their mean (a correlation metric gives 0)."""
+    train = np.asarray(data.target.train["labels"])
+    if data.task.is_regression:
+        constant = float(train.mean())
+    else:
+        values, counts = np.unique(train, return_counts=True)
+        constant = values[counts.argmax()]
+    labels = np.asarray(getattr(data.target, split)["labels"])
+    return data.task.metric(np.full(len(labels), constant), labels)
 
 
-def collect(args: argparse.Namespace, runs: list[dict]) -> pd.DataFrame:
-    rows = []
-    for run in runs:
-        result = run_folder(args, run) / "result.json"
-        if result.exists():
-            saved = json.loads(result.read_text())
-            rows.append({**run, **saved["result"], "wall_s": saved.get("wall_s")})
-    return pd.DataFrame(rows)
+def teacher_scores(args: argparse.Namespace, config: CoFiConfig) -> dict:
+    """Train (or load) the run's teacher and score it and the trivial predictor; cached per teacher
+    in the work dir, so the grid's runs of one (target, seed) score them once. ``teacher_wall_s``
+    and ``teacher_cpu_s`` are the training's wall and process CPU time (NaN when the teacher was trained
+    before its scores were cached)."""
+    cache = args.work_dir / "teachers" / "scores.json"
+    alone = dataclasses.replace(config, coupling="none", aux_task=None)
+    path = teacher_path(alone)
+    scores = json.loads(cache.read_text()) if cache.exists() else {}
+    if path.name not in scores:
+        trained_before = path.exists()
+        start = time.perf_counter(), time.process_time()
+        prepare_teacher(alone, progress=False)
+        spent = time.perf_counter() - start[0], time.process_time() - start[1]
+        entry = dict(zip(("teacher_wall_s", "teacher_cpu_s"), (float("nan"),) * 2 if trained_before else spent))
+        data = load_transfer_data(alone, load_tokenizer(config.model))
+        teacher = load_model(str(path), data.task.num_labels, data.task.is_regression)
+        for split, prefix in (("validation", "val"), ("test", "test")):
+            loader = data.eval_loader(split, config.batch_size)
+            entry[f"teacher_{prefix}_metric"] = evaluate(teacher, loader, data.task)["metric"]
+            entry[f"trivial_{prefix}_metric"] = trivial_metric(data, split)
+        scores[path.name] = entry
+        _write_atomically(cache, json.dumps(scores, indent=2))
+    return scores[path.name]
 
 
-def write_outputs(args: argparse.Namespace, table: pd.DataFrame, teachers: pd.DataFrame) -> None:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out.with_suffix(".csv"), index=False)
-    if table.empty:
-        return
-    summary = (
-        table.groupby(["target", "aux", "target_sparsity", "variant"], sort=False)
-        .agg(
-            test_metric=("test_metric", "mean"), test_std=("test_metric", "std"), val_error=("error", "mean"),
-            params=("params", "mean"), real_sparsity=("sparsity", "mean"), speedup=("speedup", "mean"),
-            seeds=("seed", "count"),
-        )
-        .reset_index()
-    )  # fmt: skip
-    header = (
-        "# CoFi pruning with transfer learning (MiniLM, limited target data)\n\n"
-        f"Scale `{args.scale}`: {args.target_examples} target examples, max length {args.max_length}, "
-        f"teacher {args.teacher_epochs} / pruning {args.prune_epochs} / fine-tuning {args.finetune_epochs} epochs, "
-        f"auxiliary examples {args.max_aux_examples or 'all'}, validation examples {args.max_eval_examples or 'all'}, "
-        f"gate / lambda learning rate {args.gate_learning_rate} / {args.lambda_learning_rate}; "
-        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}.\n\n"
-        "test_metric: target task metric on its GLUE dev split (RTE accuracy, MRPC F1), mean (and std) over seeds; "
-        "val_error: 1 - metric on the held-out validation part; params: parameter ratio of the exported model "
-        "(embeddings included); real_sparsity: measured on the exported model's encoder layers; speedup: "
-        "unpruned / pruned forward time, batch 32 x seq 128, this machine.\n\n"
-    )
-    teacher_md = teachers.to_markdown(index=False, floatfmt=".4f") if not teachers.empty else "(none)"
-    body = (
-        "## Results\n\n" + summary.to_markdown(index=False, floatfmt=".4f") + "\n\n"
-        "## Unpruned teachers (fine-tuned on the same target examples)\n\n" + teacher_md + "\n\n"
-        "## Targets\n\n" + "\n".join(target_checks(summary)) + "\n"
-    )
-    write_keeping_notes(args.out.with_suffix(".md"), header + body)
-    plot(summary, args.out.with_suffix(".png"))
+def run_row(args: argparse.Namespace, run: dict) -> dict | None:
+    """Run (or resume) one run and return its row; None if its training diverged."""
+    config = run_config(args, run)
+    reference = teacher_scores(args, config)
+    folder = run_folder(args, run)
+    elapsed_file = folder / "elapsed.json"
+    earlier = json.loads(elapsed_file.read_text()) if elapsed_file.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
+    start = {"wall_s": time.perf_counter(), "cpu_s": time.process_time()}
+
+    def track(_row: dict) -> None:
+        # Wall and process CPU time of the epochs done so far, kept across interruptions; on a shared
+        # machine the CPU time (all threads) says more about the run's cost than the wall time.
+        now = {"wall_s": time.perf_counter(), "cpu_s": time.process_time()}
+        _write_atomically(elapsed_file, json.dumps({name: earlier[name] + now[name] - start[name] for name in now}))
+
+    if not (folder / "result.json").exists():
+        try:
+            run_cofi(config, folder, report=track, checkpoint_dir=folder / "checkpoint", progress=False)
+        except TrainingDiverged as error:
+            print(f"  diverged: {error}", flush=True)
+            return None
+    result = json.loads((folder / "result.json").read_text())["result"]
+    task = get_task(config.task)
+    teacher = load_model(str(teacher_path(config)), task.num_labels, task.is_regression)
+    pruned = load_model(str(folder / MODEL_FOLDER), task.num_labels, task.is_regression)
+    grid = GRIDS[args.grid]
+    speed = speed_comparison(teacher, pruned, grid.speed_shapes, grid.speed_repeats)
+    coupling, stage, transfer = VARIANTS[run["variant"]]
+    # Missing only if the run was killed between writing its result and its last report.
+    elapsed = json.loads(elapsed_file.read_text()) if elapsed_file.exists() else {"wall_s": np.nan, "cpu_s": np.nan}
+    return {
+        **run, "coupling": coupling, "stage": stage, "transfer": transfer,
+        **{name: getattr(config, name) for name in ROW_SETTINGS},
+        "val_metric": result["metric"], "test_metric": result["test_metric"],
+        **{name: reference[name] for name in ("trivial_val_metric", "trivial_test_metric", "teacher_val_metric",
+                                              "teacher_test_metric")},
+        "real_sparsity": result["sparsity"], "params": result["params"], **speed,
+        **elapsed, "teacher_wall_s": reference["teacher_wall_s"],
+        "teacher_cpu_s": reference["teacher_cpu_s"],
+        "threads": args.threads, "load_avg_1min": os.getloadavg()[0],
+    }  # fmt: skip
 
 
-def target_checks(summary: pd.DataFrame) -> list[str]:
-    """The paper's claims, checked on the summary where the needed variants were run."""
-    lines = []
-    for (target, aux, sparsity), group in summary.groupby(["target", "aux", "target_sparsity"], sort=False):
-        scores = dict(zip(group["variant"], group["test_metric"]))
-        prefix = f"- {target} + {aux} at {sparsity:.0%}:"
-        if {"delta", "none"} <= set(scores):
-            gain = 100 * (scores["delta"] - scores["none"])
-            lines.append(f"{prefix} delta - none = {gain:+.1f} points (paper: about +5 at 95%)")
-        if {"delta", "delta-prune", "delta-finetune"} <= set(scores):
-            verdict = "yes" if scores["delta"] > max(scores["delta-prune"], scores["delta-finetune"]) else "no"
-            lines.append(f"{prefix} both stages beat either alone: {verdict}")
-        if {"delta", "delta-weights", "delta-structure"} <= set(scores):
-            verdict = "yes" if scores["delta"] > max(scores["delta-weights"], scores["delta-structure"]) else "no"
-            lines.append(f"{prefix} weights + structure beat either alone: {verdict}")
-        if sparsity >= 0.95:
-            slowest = group["speedup"].min()
-            lines.append(f"{prefix} smallest speedup {slowest:.1f}x (target: at least 5x)")
-    return lines or ["(not enough variants run to check the targets)"]
+def read_rows(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(KEY))
 
 
-def plot(summary: pd.DataFrame, path: Path) -> None:
-    groups = list(summary.groupby(["target", "aux", "target_sparsity"], sort=False))
-    figure = Figure(figsize=(max(6, 3.2 * len(groups)), 4))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(groups), squeeze=False)[0]
-    for ax, ((target, aux, sparsity), group) in zip(axes, groups):
-        ax.bar(group["variant"], group["test_metric"], yerr=group["test_std"].fillna(0), color="tab:blue", alpha=0.8)
-        ax.set_title(f"{target} + {aux}, {sparsity:.0%} sparse", fontsize=9)
-        ax.set_ylabel("test metric")
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-        low = group["test_metric"].min()
-        ax.set_ylim(max(0.0, low - 0.1), None)
-        ax.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, format="png")
+def done_keys(rows: pd.DataFrame) -> set[tuple]:
+    return {tuple(row) for row in rows[list(KEY)].astype(str).itertuples(index=False)}
 
 
-def main() -> None:
-    args = parse_args()
+def run_key(run: dict) -> tuple:
+    return tuple(str(run[name]) for name in KEY)
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Add `row` to the rows table, rewriting it atomically so an interruption never leaves half a row."""
+    rows = pd.DataFrame([row])
+    if path.exists():
+        rows = pd.concat([read_rows(path), rows], ignore_index=True)
+    _write_atomically(path, rows.to_csv(index=False))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def write_report(args: argparse.Namespace) -> None:
+    write_keeping_notes(args.report, build_report(read_rows(args.rows)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     runs = planned_runs(args)
+    done = done_keys(read_rows(args.rows))
     if args.list:
         for run in runs:
-            done = (run_folder(args, run) / "result.json").exists()
-            print(("done  " if done else "to do ") + str(run_folder(args, run).relative_to(args.work_dir)))
-        print(f"{len(runs)} runs")
+            status = "done  " if run_key(run) in done else "to do "
+            print(status + str(run_folder(args, run).relative_to(args.work_dir)))
+        print(f"{len(runs)} runs, {sum(run_key(run) in done for run in runs)} done")
         return
-    torch.set_num_threads(args.threads)
-    teachers = {}
-    for index, run in enumerate(runs, 1):
-        folder = run_folder(args, run)
-        key = (run["target"], run["aux"], run["seed"])
-        if key not in teachers:
-            teachers[key] = {"target": run["target"], "aux": run["aux"], "seed": run["seed"], **teacher_row(args, run)}
-        if (folder / "result.json").exists():
-            continue
-        print(f"[{index}/{len(runs)}] {folder.relative_to(args.work_dir)}", flush=True)
-        start = time.perf_counter()
-        try:
-            run_cofi(run_config(args, run), folder, checkpoint_dir=folder / "checkpoint")
-        except TrainingDiverged as error:  # reported in the table as a missing row, not fatal
-            print(f"  diverged: {error}", flush=True)
-            continue
-        saved = json.loads((folder / "result.json").read_text())
-        saved["wall_s"] = time.perf_counter() - start
-        (folder / "result.json").write_text(json.dumps(saved, indent=2))
-        write_outputs(args, collect(args, runs), pd.DataFrame(teachers.values()))
-    write_outputs(args, collect(args, runs), pd.DataFrame(teachers.values()))
+    if not args.report_only:
+        torch.set_num_threads(args.threads)
+        for index, run in enumerate(runs, 1):
+            if run_key(run) in done:
+                continue
+            print(f"[{index}/{len(runs)}] {run_folder(args, run).relative_to(args.work_dir)}", flush=True)
+            row = run_row(args, run)
+            if row is not None:
+                append_row(args.rows, row)
+                write_report(args)
+    write_report(args)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,22 @@
-"""Weight-sharing NAS on MiniLM: `full` vs `standard` super-networks, every optimizer.
+"""Weight-sharing NAS on MiniLM, judged fairly: `full` vs `standard` at equal epochs, over training seeds.
 
-For each task, trains a `full` and a `standard` super-network (the `standard` one is
-the unpruned model fine-tuned normally, the reference; with --warm-start `full`
-continues from it instead of starting from the pre-trained model), then
-searches the SMALL space with each optimizer for the same number of evaluations and
-several search seeds. Evaluations are memoised per super-network (evaluation is
-deterministic, so a config seen by one optimizer run is not recomputed for another);
-hypervolume curves use *simulated* wall-clock time, the sum of the measured
-evaluation times of the configs a run asked for, as Syne Tune's simulator does.
+For every task and super-network training seed:
 
-    python benchmarks/weight_sharing.py                      # full scale (hours on 2 cores)
-    python benchmarks/weight_sharing.py --tasks stsb mrpc rte --num-evaluations 30 \\
-        --epochs 3 --learning-rate 1e-4 --warmup-ratio 0.1 --warm-start \\
-        --warm-start-learning-rate 1e-4 --importance-examples 512 \\
-        --max-validation-examples 400 --out docs/weight_sharing_importance   # the run in docs/
+1. one starting model: plain fine-tuning (`standard`, --epochs), heads and FFN units
+   reordered by gradient importance (`nas-pruning run`'s first stage);
+2. from it, a `full` and a `standard` super-network, each trained --supernet-epochs
+   more, so both have the same total epochs and the same start;
+3. for every search seed, `nas_pruning.search.run_search` (the path `nas-pruning
+   search` takes) over the SMALL space: hypervolume with the trivial-predictor
+   reference, members chosen on validation and scored on test once.
 
-Writes docs/weight_sharing.md, docs/weight_sharing_*.csv and PNGs. Work (super-
-networks, evaluation caches) goes to --work-dir, so an interrupted run resumes.
+Each finished search appends one row to --rows (a CSV committed in docs/); a rerun
+skips the rows it has, so the benchmark resumes after any interruption, and
+`--report-only` rebuilds docs/weight_sharing.md from the rows alone.
+
+    GLUE_DIR=../shared/data/glue python benchmarks/weight_sharing.py --tasks stsb mrpc sst2 --threads 2
+
+Work (models, searches) goes to --work-dir (git-ignored).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,245 +32,181 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, ask_tell_search
-from nas_pruning.evaluation import evaluate
-from nas_pruning.models import extract_subnetwork, load_tokenizer
-from nas_pruning.optimizers import make_scheduler
-from nas_pruning.pareto import (
-    hypervolume,
-    hypervolume_over_time,
-    pareto_front,
-    plot_front,
-    plot_hypervolume,
-    select_member,
-)
-from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet import finetune, load_supernet, training_seconds
-from nas_pruning.tasks import encode, load_task, make_loader
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rows as bench_rows  # noqa: E402
+from notes import write_keeping_notes  # noqa: E402
+
+from nas_pruning.evaluation import Yardsticks  # noqa: E402
+from nas_pruning.pareto import hypervolume, make_reference_point, select_member  # noqa: E402
+from nas_pruning.search import SearchSettings, run_search  # noqa: E402
+from nas_pruning.supernet import finetune, training_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+KEYS = ["task", "training_seed", "strategy", "search_seed"]
+#: SST-2's 47k training examples would take most of a day per seed on 2 cores: a fixed subset instead.
+MAX_TRAIN_EXAMPLES = {"sst2": 8000}
 
 
-class MemoEvaluator:
-    """Memoises an evaluator's results per config, on disk (CSV), across optimizer runs."""
-
-    def __init__(self, evaluator: SubnetworkEvaluator, path: Path) -> None:
-        self.evaluator, self.path = evaluator, path
-        self.cache: dict[str, dict] = {}
-        if path.exists():
-            for row in pd.read_csv(path).to_dict("records"):
-                self.cache[row.pop("key")] = row
-
-    def __call__(self, config: dict) -> dict:
-        key = json.dumps(config, sort_keys=True)
-        if key not in self.cache:
-            self.cache[key] = self.evaluator(config)
-            pd.DataFrame([{"key": k, **v} for k, v in self.cache.items()]).to_csv(self.path, index=False)
-        return dict(self.cache[key])
-
-
-def train_supernets(args, task: str, work: Path) -> dict[str, Path]:
-    """Train (or find, from an earlier run) one super-network per strategy; `standard` first.
-
-    With --warm-start, the weight-sharing strategies start from the `standard`
-    super-network (the fine-tuned model) instead of the pre-trained one.
-    """
+def supernets(args, task: str, seed: int) -> dict[str, Path]:
+    """The shared starting model and, from it, one super-network per strategy (trained once, then found)."""
+    work = args.work_dir / f"{task}-seed{seed}"
+    common = dict(
+        batch_size=32, learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, seed=seed,
+        max_train_examples=args.max_train_examples or MAX_TRAIN_EXAMPLES.get(task), max_length=args.max_length, num_threads=args.threads,
+        validate_subnetworks=False, progress=False,
+    )
+    start = work / "start"
+    if not (start / "supernet.json").exists():
+        finetune(task, strategy="standard", search_space="small", output_dir=start, epochs=args.epochs,
+                 importance_examples=args.importance_examples, **common)
     folders = {}
-    for strategy in sorted(args.strategies, key=lambda name: name != "standard"):
-        folder = work / "supernets" / f"{task}-{strategy}"
-        warm = args.warm_start and strategy != "standard"
+    for strategy in args.strategies:
+        folder = work / strategy
         if not (folder / "supernet.json").exists():
-            finetune(
-                task, model=str(folders["standard"]) if warm else None, strategy=strategy, search_space="small",
-                output_dir=folder, epochs=args.warm_start_epochs if warm else args.epochs, batch_size=32,
-                learning_rate=args.warm_start_learning_rate if warm else args.learning_rate, seed=0,
-                max_train_examples=args.max_train_examples, max_length=args.max_length, num_threads=args.threads,
-                validate_subnetworks=False, warmup_ratio=args.warmup_ratio,
-                importance_examples=args.importance_examples,
-            )
+            finetune(task, model=str(start), strategy=strategy, search_space="small", output_dir=folder,
+                     epochs=args.supernet_epochs, **common)
         folders[strategy] = folder
     return folders
 
 
-def load_evaluation(args, task: str, folder: Path):
-    """The super-network in `folder`, its SMALL space, an evaluator on the validation subset, the test batches."""
-    model, info = load_supernet(folder)
-    tokenizer = load_tokenizer(folder)
-    data = load_task(task, seed=info["data"]["split_seed"], splits=("validation", "test"))
-    validation = data.validation.shuffle(seed=0).select(range(min(args.max_validation_examples, len(data.validation))))
-    data = encode(type(data)(data.task, validation=validation, test=data.test), tokenizer, max_length=args.max_length)
-    val_batches = list(make_loader(data.validation, tokenizer, batch_size=64))
-    test_batches = list(make_loader(data.test, tokenizer, batch_size=64))
-    space = get_search_space("small", model.config)
-    return model, space, SubnetworkEvaluator(model, space, val_batches, data.task), data.task, val_batches, test_batches
+def search_row(args, task: str, seed: int, strategy: str, folder: Path, search_seed: int) -> dict:
+    """One search of one super-network, as a row: hypervolumes, yardsticks, the half-encoder member."""
+    settings = SearchSettings(
+        optimizer=args.optimizer, num_evaluations=args.num_evaluations, seed=search_seed,
+        max_validation_examples=args.max_validation_examples, num_threads=args.threads,
+    )
+    out = args.work_dir / f"{task}-seed{seed}" / f"search-{strategy}-{search_seed}"
+    started = time.perf_counter()
+    outcome = run_search(folder, out, settings, progress=False)
+    marks, front = outcome.yardsticks, outcome.front
+    fixed = hypervolume(front, reference_point=make_reference_point(reference="fixed"))
+    row = {
+        "task": task, "training_seed": seed, "strategy": strategy, "search_seed": search_seed,
+        "optimizer": args.optimizer, "evaluations": len(outcome.results), "hypervolume": outcome.hypervolume,
+        "hypervolume_fixed_reference": fixed, **{f"{k}": v for k, v in vars(marks).items()},
+        "train_seconds": round(training_seconds(folder)), "search_seconds": round(time.perf_counter() - started),
+    }
+    useful = front[front["metric"] > marks.trivial_validation]
+    for label, ratio in (("half", args.half_ratio), ("small", args.small_ratio)):
+        allowed = useful[useful["params"] <= ratio]
+        if allowed.empty:
+            row[f"{label}_params"] = np.nan
+            continue
+        member = select_member(allowed, max_params=ratio)
+        config = {c[len("config_"):]: int(member[c]) for c in member.index if c.startswith("config_")}
+        row.update({
+            f"{label}_params": member["params"], f"{label}_config": json.dumps(config),
+            f"{label}_val_metric": member["metric"], f"{label}_test_metric": member["test_metric"],
+        })
+    return row
 
 
-def search_runs(args, task: str, strategy: str, folder: Path, work: Path):
-    model, space, evaluator, task_spec, val_batches, test_batches = load_evaluation(args, task, folder)
-    memo = MemoEvaluator(evaluator, work / f"evaluations-{task}-{strategy}.csv")
-    runs = []
-    for optimizer in args.optimizers:
-        for seed in args.seeds:
-            scheduler = make_scheduler(optimizer, space.config_space, points_to_evaluate=space.initial_design(),
-                                       random_seed=seed)
-            table = ask_tell_search(scheduler, memo, args.num_evaluations, progress=False)
-            table["sim_time"] = table["eval_time"].cumsum()
-            table[["task", "strategy", "optimizer", "seed"]] = task, strategy, optimizer, seed
-            runs.append(table)
-            print(f"{task} {strategy} {optimizer} seed {seed}: hypervolume {hypervolume(table):.4f}", flush=True)
-    return model, space, evaluator, task_spec, val_batches, test_batches, runs
-
-
-def throughput(evaluator: SubnetworkEvaluator, space, batches, task, rng: np.random.RandomState, n: int = 8):
-    """Seconds per evaluation: shared weights (the backend's evaluator) vs extracted models, same data."""
-    shared, extracted = [], []
-    for _ in range(n):
-        config = space.sample(rng)
-        start = time.perf_counter()
-        evaluator(config)
-        shared.append(time.perf_counter() - start)
-        small = extract_subnetwork(evaluator.model, space.to_subnetwork(config))
-        start = time.perf_counter()
-        evaluate(small, batches, task)
-        extracted.append(time.perf_counter() - start)
-    return float(np.sum(shared)), float(np.sum(extracted))
-
-
-def print_throughput(args) -> None:
-    """--throughput-only: measure the evaluation overhead again on the super-networks already trained."""
-    for task in args.tasks:
-        for strategy in args.strategies:
-            _, space, evaluator, task_spec, val_batches, _ = load_evaluation(
-                args, task, args.work_dir / "supernets" / f"{task}-{strategy}"
-            )
-            shared_s, extracted_s = throughput(evaluator, space, val_batches, task_spec, np.random.RandomState(0))
-            print(f"{task} {strategy}: shared {shared_s:.2f} s, extracted {extracted_s:.2f} s, "
-                  f"shared_over_extracted_time {shared_s / extracted_s:.3f}", flush=True)
-
-
-def merged(table: pd.DataFrame, args, name: str) -> pd.DataFrame:
-    """`table` with the rows of other tasks from an earlier run's CSV; written back to that CSV.
-
-    So that tasks can be run one invocation at a time and still share one report.
-    """
-    path = args.out.parent / f"{args.out.name}_{name}.csv"
-    if path.exists():
-        earlier = pd.read_csv(path)
-        table = pd.concat([earlier[~earlier["task"].isin(args.tasks)], table], ignore_index=True)
-    table.to_csv(path, index=False)
-    return table
+def report(rows: pd.DataFrame, args, path: Path) -> None:
+    """docs/weight_sharing.md from the rows alone."""
+    if rows.empty:
+        return write_keeping_notes(path, "# Weight-sharing NAS benchmark\n\nNo rows yet.\n")
+    # The reference of `kept` and `gap kept`: the plainly fine-tuned model of the same training seed
+    # (the `standard` super-network's full network: the same start and the same epochs as `full`).
+    unpruned = rows[rows.strategy == "standard"].groupby(["task", "training_seed"]).unpruned_test.first()
+    per_seed = rows.groupby(["task", "strategy", "training_seed"]).mean(numeric_only=True).reset_index()
+    per_seed = per_seed.reindex(columns=[*per_seed.columns, *(
+        c for c in ("half_test_metric", "small_test_metric") if c not in per_seed)])
+    marks = [
+        Yardsticks(r.trivial_validation, r.trivial_test, np.nan, unpruned.get((r.task, r.training_seed), np.nan))
+        for r in per_seed.itertuples()
+    ]
+    for label in ("half", "small"):
+        per_seed[f"{label}_kept"] = [m.kept(x) for m, x in zip(marks, per_seed[f"{label}_test_metric"])]
+        per_seed[f"{label}_gap_kept"] = [m.gap_kept(x) for m, x in zip(marks, per_seed[f"{label}_test_metric"])]
+    shown = ["hypervolume", "hypervolume_fixed_reference", "trivial_test", "unpruned_test", "half_params",
+             "half_test_metric", "half_kept", "half_gap_kept", "small_test_metric", "small_gap_kept",
+             "train_seconds"]
+    shown = [c for c in shown if c in per_seed]
+    table = per_seed.groupby(["task", "strategy"])[shown].agg(["mean", "std"])
+    seeds = per_seed.groupby(["task", "strategy"]).training_seed.nunique().rename("training_seeds")
+    cells = pd.DataFrame({
+        c: [f"{m:.4f} ± {s:.4f}" if not np.isnan(s) else f"{m:.4f}" for m, s in zip(table[(c, "mean")], table[(c, "std")])]
+        for c in shown
+    }, index=table.index).join(seeds).reset_index()
+    verdicts = []
+    for task, group in per_seed.groupby("task"):
+        full, standard = (group[group.strategy == s].hypervolume for s in ("full", "standard"))
+        if len(full) < 2 or len(standard) < 2:
+            verdicts.append(f"- {task}: fewer than 2 training seeds per strategy, not judged yet.")
+            continue
+        gap, spread = full.mean() - standard.mean(), 2 * max(full.std(), standard.std())
+        verdicts.append(
+            f"- {task}: `full` - `standard` hypervolume = {gap:+.4f} over {len(full)}/{len(standard)} training "
+            f"seeds; two std = {spread:.4f}: " + ("**full beats standard by more than two std**" if gap > spread
+                                                  else "**not more than two std apart**")
+        )
+    text = "\n".join([
+        "# Weight-sharing NAS benchmark (MiniLM, mean pooling, SMALL space)\n",
+        f"Generated from `{os.path.relpath(args.rows, ROOT)}` ({len(rows)} rows) by "
+        "`python benchmarks/weight_sharing.py --report-only`; the runs: "
+        "`GLUE_DIR=../shared/data/glue python benchmarks/weight_sharing.py --tasks stsb mrpc sst2 --threads 2` "
+        f"(defaults: {args.epochs} epochs plain fine-tuning at {args.learning_rate} with {args.warmup_ratio:.0%} "
+        f"warm-up, reordered by importance on {args.importance_examples} examples, then {args.supernet_epochs} "
+        f"epochs of each strategy from that model; {args.optimizer}, {args.num_evaluations} evaluations on "
+        f"{args.max_validation_examples} validation examples per search; SST-2 trained on a fixed "
+        f"{MAX_TRAIN_EXAMPLES['sst2']:,}-example subset of its train part).\n",
+        "Mean ± sample std over super-network **training seeds** (search seeds averaged within each). "
+        "`hypervolume`: (validation error, parameter ratio), reference at the trivial predictor's validation "
+        "error (a constant predictor adds nothing); `hypervolume_fixed_reference`: the old (1, 1). "
+        f"`half_*`: the validation-best member that beats the trivial predictor at parameter ratio <= "
+        f"{args.half_ratio} (half the encoder), scored on test once; `small_*`: the same at <= {args.small_ratio}. "
+        "`kept` = m / m_unpruned, `gap_kept` = (m - m_trivial) / (m_unpruned - m_trivial), the unpruned model "
+        "being the plainly fine-tuned one of the same seed and epochs (`standard`'s full network).\n",
+        cells.to_markdown(index=False),
+        "\n## `full` vs `standard` at equal epochs\n",
+        *verdicts,
+        "",
+    ])
+    write_keeping_notes(path, text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=["rte", "mrpc", "stsb"])
+    parser.add_argument("--tasks", nargs="+", default=["stsb", "mrpc", "sst2"])
     parser.add_argument("--strategies", nargs="+", default=["full", "standard"])
-    parser.add_argument("--optimizers", nargs="+", default=["random", "morea", "nsga2", "ehvi", "local_search"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--training-seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--search-seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--optimizer", default="local_search")
     parser.add_argument("--num-evaluations", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--warm-start", action="store_true",
-                        help="weight-sharing strategies start from the `standard` super-network (needs it)")
-    parser.add_argument("--warm-start-epochs", type=int, default=2)
-    parser.add_argument("--warm-start-learning-rate", type=float, default=5e-5)
-    parser.add_argument("--warmup-ratio", type=float, default=0.0,
-                        help="fraction of steps warming the learning rate up")
-    parser.add_argument("--importance-examples", type=int, default=0,
-                        help="reorder heads and units by importance on this many training examples (see finetune)")
-    parser.add_argument("--max-train-examples", type=int, default=None)
-    parser.add_argument("--max-validation-examples", type=int, default=100_000)
+    parser.add_argument("--epochs", type=int, default=3, help="plain fine-tuning epochs of the starting model")
+    parser.add_argument("--supernet-epochs", type=int, default=2, help="epochs of every strategy from the start")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--importance-examples", type=int, default=512)
+    parser.add_argument("--max-validation-examples", type=int, default=400)
+    parser.add_argument("--max-train-examples", type=int, default=None, help="for a smoke run: train on fewer")
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--half-ratio", type=float, default=0.77, help="parameter ratio of 'half the encoder removed'")
+    parser.add_argument("--half-ratio", type=float, default=0.77, help="parameter ratio of half the encoder")
+    parser.add_argument("--small-ratio", type=float, default=0.65)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--throughput-only", action="store_true",
-                        help="only measure shared vs extracted evaluation time on the trained super-networks")
-    parser.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks" / "runs" / "weight_sharing")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "weight_sharing")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks" / "runs" / "weight_sharing_fair")
+    parser.add_argument("--rows", type=Path, default=ROOT / "docs" / "weight_sharing_rows.csv")
+    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "weight_sharing.md")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from --rows, run nothing")
     args = parser.parse_args()
-    if args.warm_start and "standard" not in args.strategies:
-        parser.error("--warm-start needs the `standard` strategy among --strategies")
+    args.rows = args.rows.resolve()
     torch.set_num_threads(args.threads)
-    if args.throughput_only:
-        return print_throughput(args)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-
-    all_runs, quality, speed = [], [], []
-    for task in args.tasks:
-        started = time.perf_counter()
-        folders = train_supernets(args, task, args.work_dir)
-        fronts, curves = {}, {}
-        for strategy, folder in folders.items():
-            model, space, evaluator, task_spec, val_batches, test_batches, runs = search_runs(
-                args, task, strategy, folder, args.work_dir
-            )
-            all_runs += runs
-            union = pd.concat(runs, ignore_index=True)
-            # trial ids repeat across runs: without them every row counts (not only each id's last)
-            fronts[strategy] = pareto_front(union.drop(columns="trial_id"))
-            for optimizer in args.optimizers:
-                curves[f"{strategy}/{optimizer}"] = [
-                    hypervolume_over_time(r, time_column="sim_time")
-                    for r in runs if r["optimizer"].iloc[0] == optimizer
-                ]
-            # The best front member with half the encoder removed (ratio ~0.77 for MiniLM), scored on test.
-            half = select_member(fronts[strategy], max_params=args.half_ratio)
-            config = {c[len("config_"):]: int(half[c]) for c in half.index if c.startswith("config_")}
-            test = evaluate(model, test_batches, task_spec, space.to_subnetwork(config))
-            full_test = evaluate(model, test_batches, task_spec)
-            quality.append({
-                "task": task, "strategy": strategy, "metric": task_spec.metric_name,
-                "supernet_train_s": round(training_seconds(folder)), "full_test_metric": full_test["metric"],
-                "half_config": json.dumps(config), "half_params": half["params"], "half_val_metric": half["metric"],
-                "half_test_metric": test["metric"],
-            })
-            shared_s, extracted_s = throughput(evaluator, space, val_batches, task_spec, np.random.RandomState(0))
-            evals = union.drop_duplicates(subset=[c for c in union.columns if c.startswith("config_")])
-            speed.append({
-                "task": task, "strategy": strategy, "validation_examples": sum(len(b["labels"]) for b in val_batches),
-                "evaluations_per_minute": 60 * len(evals) / evals["eval_time"].sum(),
-                "shared_over_extracted_time": shared_s / extracted_s,
-            })
-        plot_front(fronts, args.out.parent / f"{args.out.name}_front_{task}.png")
-        plot_hypervolume(curves, args.out.parent / f"{args.out.name}_hypervolume_{task}.png")
-        print(f"{task} done in {time.perf_counter() - started:.0f} s", flush=True)
-
-    runs = merged(pd.concat(all_runs, ignore_index=True), args, "runs")
-    volumes = runs.groupby(["task", "strategy", "optimizer", "seed"]).apply(hypervolume).rename("hypervolume")
-    summary = volumes.groupby(["task", "strategy", "optimizer"]).agg(["mean", "std"]).reset_index()
-    summary.to_csv(args.out.parent / f"{args.out.name}_hypervolume.csv", index=False)
-    quality = pd.DataFrame(quality)
-    unpruned = quality[quality.strategy == "standard"].groupby("task").full_test_metric.first()
-    quality["half_over_unpruned"] = [
-        row.half_test_metric / unpruned[row.task] if row.task in unpruned.index else np.nan
-        for row in quality.itertuples()
-    ]
-    quality = merged(quality, args, "quality")
-    speed = merged(pd.DataFrame(speed), args, "speed")
-    args.tasks = list(dict.fromkeys(runs["task"]))
-    command = "python benchmarks/weight_sharing.py " + " ".join(
-        f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
-        for k, v in vars(args).items() if k not in ("work_dir", "out") and v is not None and v is not False
-    )
-    report = [
-        "# Weight-sharing NAS benchmark (MiniLM, SMALL space)\n",
-        f"Re-run: `{command}`\n",
-        "Hypervolume: objectives (validation error, parameter ratio), bounds [0, 1] each, reference point (1, 1) "
-        "(see nas_pruning.pareto). Curves use simulated wall-clock time (sum of measured evaluation times).\n",
-        "## Hypervolume per method (mean and std over search seeds)\n",
-        summary.to_markdown(index=False, floatfmt=".4f"),
-        "\n## Test scores: best front member at parameter ratio <= 0.77 vs the unpruned model\n",
-        "`full_test_metric` of the `standard` row is the unpruned model fine-tuned with the same budget.\n",
-        quality.to_markdown(index=False, floatfmt=".4f"),
-        "\n## Evaluation speed\n",
-        "`shared_over_extracted_time`: time of the backend's shared-weight evaluations over the time of evaluating "
-        "the extracted sub-networks directly on the same data (8 random configs; target <= 1.2).\n",
-        speed.to_markdown(index=False, floatfmt=".3f"),
-        "",
-    ]
-    args.out.with_suffix(".md").write_text("\n".join(report))
-    print("\n".join(report))
+    if not args.report_only:
+        finished = bench_rows.done(args.rows, KEYS)
+        for task in args.tasks:
+            for seed in args.training_seeds:
+                todo = [(s, q) for s in args.strategies for q in args.search_seeds
+                        if (task, seed, s, q) not in finished]
+                if not todo:
+                    continue
+                folders = supernets(args, task, seed)
+                for strategy, search_seed in todo:
+                    row = search_row(args, task, seed, strategy, folders[strategy], search_seed)
+                    bench_rows.append(args.rows, row)
+                    print(f"{task} seed {seed} {strategy} search {search_seed}: hypervolume {row['hypervolume']:.4f}, "
+                          f"half-encoder test {row.get('half_test_metric', float('nan')):.4f}", flush=True)
+                    report(bench_rows.read(args.rows), args, args.report)
+    report(bench_rows.read(args.rows), args, args.report)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,23 @@ from typing import Sequence
 import torch
 from transformers.utils import logging as transformers_logging
 
+from nas_pruning.arguments import (
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+    ratio,
+    warmup_ratio,
+)
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
 from nas_pruning.cofi.commands import add_commands as add_cofi_commands
-from nas_pruning.export import INDEX_FILE, ExportSettings, export_front, export_member
+from nas_pruning.export import INDEX_FILE, ExportSettings, NothingLearned, export_front, export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
+from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP
 from nas_pruning.optimizers import OPTIMIZERS
-from nas_pruning.search import SearchSettings, run_search
+from nas_pruning.pareto import REFERENCES
+from nas_pruning.search import SearchInterrupted, SearchSettings, run_search
 from nas_pruning.search_spaces import SEARCH_SPACES, get_search_space
 from nas_pruning.supernet import STRATEGIES, finetune
 from nas_pruning.tasks import TASKS
@@ -27,10 +38,11 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Hugging Face BERT/RoBERTa name or folder (default: the bundled all-MiniLM-L6-v2)",
     )
+    parser.add_argument("--pooling", default="auto", choices=POOLING_CHOICES, help=POOLING_HELP)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    model = load_model(args.model)
+    model = load_model(args.model, pooling=args.pooling)
     dims = get_adapter(model).dims(model.config)
     total = count_parameters(model)
     print(f"model type       {model.config.model_type} ({type(model).__name__})")
@@ -38,11 +50,12 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"heads per layer  {dims.num_heads} (head size {dims.head_size})")
     print(f"hidden size      {dims.hidden_size}")
     print(f"FFN units        {dims.intermediate_size}")
+    print(f"pooling          {model.config.classifier_pooling}")
     print(f"parameters       {total:,} ({total / 1e6:.1f} M)")
 
 
 def cmd_space(args: argparse.Namespace) -> None:
-    model = load_model(args.model)
+    model = load_model(args.model, pooling=args.pooling)
     space = get_search_space(args.search_space, model.config)
     print(f"search space {space.name!r}: {len(space.config_space)} hyperparameters")
     for name, domain in list(space.config_space.items())[: args.max_rows]:
@@ -59,7 +72,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the Hugging Face hub",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,25 +80,31 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategy", default="full", choices=sorted(STRATEGIES), help="super-network training strategy"
     )
     parser.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--learning-rate", type=positive_float, default=2e-5)
     parser.add_argument(
-        "--warmup-ratio", type=float, default=0.0, help="fraction of steps warming the learning rate up"
+        "--warmup-ratio", type=warmup_ratio, default=0.0, help="fraction of steps warming the learning rate up"
     )
-    parser.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0, help="distillation temperature (kd, full)")
     parser.add_argument(
-        "--distill-task-weight", type=float, default=0.0,
+        "--distill-task-weight", type=non_negative_float, default=0.0,
         help="weight of the label loss added to distilled sub-networks' loss (kd, full; 0: distil only)",
     )
     parser.add_argument(
-        "--num-random", type=int, default=2, help="random sub-networks per step (sandwich, kd, full)"
+        "--num-random", type=non_negative_int, default=2, help="random sub-networks per step (sandwich, kd, full)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seeds training and the 70/30 train/validation split")
-    parser.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset of this size")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per example")
     parser.add_argument(
-        "--importance-examples", type=int, default=0,
+        "--seed", type=non_negative_int, default=0, help="seeds training and the 70/30 train/validation split"
+    )
+    parser.add_argument(
+        "--max-train-examples", type=positive_int, default=None, help="train on a random subset of this size"
+    )
+    parser.add_argument(
+        "--max-length", type=positive_int, default=128, help="tokens per example (at most the model's maximum)"
+    )
+    parser.add_argument(
+        "--importance-examples", type=non_negative_int, default=0,
         help="reorder heads and FFN units, most important first (gradient importance on this many training "
              "examples), so first-k sub-networks keep the most important: before training, or after it with "
              "--strategy standard; 0 keeps the stored order",
@@ -95,26 +114,30 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_latency_arguments(parser: argparse.ArgumentParser, description: str, several_batch_sizes: bool = False):
     group = parser.add_argument_group("latency", description)
     group.add_argument(
-        "--latency-batch-size", type=int, nargs="+" if several_batch_sizes else None,
+        "--latency-batch-size", type=positive_int, nargs="+" if several_batch_sizes else None,
         default=[1] if several_batch_sizes else 1,
         help="sequences per timed batch" + (" (a latency column per value)" if several_batch_sizes else ""),
     )
-    group.add_argument("--latency-length", type=int, default=128, help="tokens per timed sequence")
-    group.add_argument("--latency-warmup", type=int, default=2, help="untimed passes before timing")
-    group.add_argument("--latency-repeats", type=int, default=10, help="timed passes; latency is their median")
+    group.add_argument("--latency-length", type=positive_int, default=128, help="tokens per timed sequence")
+    group.add_argument("--latency-warmup", type=non_negative_int, default=2, help="untimed passes before timing")
+    group.add_argument("--latency-repeats", type=positive_int, default=10, help="timed passes; latency is their median")
     return group
 
 
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", default="local_search", choices=list(OPTIMIZERS))
     parser.add_argument(
-        "--num-evaluations", type=int, default=None, help="sub-networks to evaluate (default 100; 20 with --quick)"
+        "--num-evaluations", type=positive_int, default=None,
+        help="sub-networks to evaluate (default 100; 20 with --quick)"
     )
-    parser.add_argument("--max-time", type=float, default=None, help="search time limit in seconds")
-    parser.add_argument("--workers", type=int, default=1, help="concurrent evaluations (one model replica each)")
-    parser.add_argument("--search-seed", type=int, default=0)
+    parser.add_argument("--max-time", type=positive_float, default=None, help="search time limit in seconds")
     parser.add_argument(
-        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+        "--workers", type=positive_int, default=1, help="concurrent evaluations (one model replica each)"
+    )
+    parser.add_argument("--search-seed", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--max-validation-examples", type=positive_int, default=None,
+        help="score on a random validation subset of this size"
     )
     parser.add_argument(
         "--objectives", default="error,params",
@@ -122,6 +145,11 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--latency", action="store_true", help="also record each sub-network's latency when it is not an objective"
+    )
+    parser.add_argument(
+        "--hv-reference", default="trivial", choices=REFERENCES,
+        help="hypervolume reference for the error: the trivial predictor's validation error (a constant predictor "
+             "adds nothing), or fixed at 1 (the old (1, 1))",
     )
     latency = _add_latency_arguments(parser, "latency of the extracted sub-network (an objective, or --latency)")
     latency.add_argument(
@@ -135,12 +163,16 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ray.add_argument(
         "--ray-actors",
-        type=int,
+        type=positive_int,
         default=None,
         help="evaluate on this many Ray actors, one model replica each (a local Ray instance without --ray-address)",
     )
-    ray.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per Ray actor (and its torch threads)")
-    ray.add_argument("--actor-gpus", type=float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)")
+    ray.add_argument(
+        "--actor-cpus", type=positive_float, default=1.0, help="CPUs per Ray actor (and its torch threads)"
+    )
+    ray.add_argument(
+        "--actor-gpus", type=non_negative_float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)"
+    )
 
 
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +191,7 @@ def _finetune(args: argparse.Namespace, output_dir) -> str:
     return finetune(
         args.task,
         model=args.model,
+        pooling=args.pooling,
         strategy=args.strategy,
         search_space=args.search_space,
         output_dir=output_dir,
@@ -179,8 +212,8 @@ def _finetune(args: argparse.Namespace, output_dir) -> str:
     )
 
 
-def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: str | None):
-    settings = SearchSettings(
+def _search_settings(args: argparse.Namespace, search_space: str | None) -> SearchSettings:
+    return SearchSettings(
         search_space=search_space,
         optimizer=args.optimizer,
         num_evaluations=100 if args.num_evaluations is None else args.num_evaluations,
@@ -195,16 +228,29 @@ def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: st
         latency_length=args.latency_length,
         latency_warmup=args.latency_warmup,
         latency_repeats=args.latency_repeats,
+        hypervolume_reference=args.hv_reference,
         num_threads=args.threads,
         ray_actors=args.ray_actors,
         ray_address=args.ray_address,
         actor_cpus=args.actor_cpus,
         actor_gpus=args.actor_gpus,
     )
-    outcome = run_search(supernet_dir, output_dir, settings, data_dir=args.data_dir)
-    columns = [c for c in ("params", "latency", "error", "metric", "test_metric") if c in outcome.front.columns]
+
+
+def _search(settings: SearchSettings, supernet_dir, output_dir, data_dir):
+    outcome = run_search(supernet_dir, output_dir, settings, data_dir=data_dir)
+    shown = ("params", "latency", "error", "metric", "test_metric", "test_gap_kept")
+    columns = [c for c in shown if c in outcome.front.columns]
     print(outcome.front[columns].to_string(index=False, float_format="%.4f"))
-    print(f"hypervolume {outcome.hypervolume:.4f} over {len(outcome.results)} evaluations -> {outcome.output_dir}")
+    marks = outcome.yardsticks
+    print(
+        f"test metric of the trivial predictor {marks.trivial_test:.4f}, of the unpruned model "
+        f"{marks.unpruned_test:.4f} (test_gap_kept = (m - trivial) / (unpruned - trivial))"
+    )
+    print(
+        f"hypervolume {outcome.hypervolume:.4f} (reference: {settings.hypervolume_reference}) over "
+        f"{len(outcome.results)} evaluations -> {outcome.output_dir}"
+    )
     return outcome
 
 
@@ -213,7 +259,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    _search(args, args.supernet, args.output_dir, args.search_space)
+    _search(_search_settings(args, args.search_space), args.supernet, args.output_dir, args.data_dir)
 
 
 def _export_settings(args: argparse.Namespace) -> ExportSettings:
@@ -233,24 +279,32 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.threads:  # both runtimes are timed with this many threads
         torch.set_num_threads(args.threads)
     if args.all:
-        index = export_front(args.search_dir, args.output_dir, settings)
+        index = export_front(args.search_dir, args.output_dir, settings, overwrite=args.overwrite)
         columns = ["folder", "params", "metric", "test_metric"] + [
             c for c in index.columns if c.startswith(("test_metric_", "latency_"))
         ]
         print(index[columns].to_string(index=False, float_format="%.4f"))
         print(f"exported {len(index)} front members to {args.output_dir} (table: {INDEX_FILE})")
         return
-    folder = export_member(args.search_dir, args.output_dir, index=args.index, max_params=args.max_params,
-                           settings=settings)
+    folder = export_member(
+        args.search_dir, args.output_dir, index=args.index, max_params=args.max_params, settings=settings,
+        overwrite=args.overwrite,
+    )
     print(f"exported to {folder}:\n{(folder / 'README.md').read_text()}")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     if args.quick:  # a few minutes on 2 CPU cores: a small super-network, a short search
-        args.epochs, args.max_train_examples = 1, args.max_train_examples or 400
-        args.supernet_epochs = min(args.supernet_epochs, 1)
-        args.num_evaluations = 20 if args.num_evaluations is None else args.num_evaluations
-        args.max_validation_examples = args.max_validation_examples or 200
+        args.epochs, args.max_train_examples = QUICK["epochs"], args.max_train_examples or QUICK["max_train_examples"]
+        args.supernet_epochs = min(args.supernet_epochs, QUICK["supernet_epochs"])
+        args.num_evaluations = QUICK["num_evaluations"] if args.num_evaluations is None else args.num_evaluations
+        args.max_validation_examples = args.max_validation_examples or QUICK["max_validation_examples"]
+    # Bad search or latency settings fail here, before any training.
+    search_settings = _search_settings(args, args.search_space)
+    export_settings = ExportSettings(
+        latency_batch_sizes=[args.latency_batch_size], latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
+    )
     root = Path(args.output_dir or f"nas_pruning_runs/{args.task}")
     if args.supernet_epochs > 0 and args.strategy != "standard":
         # Plain fine-tuning first, reordered by importance; the super-network continues from it
@@ -260,14 +314,19 @@ def cmd_run(args: argparse.Namespace) -> None:
             **{**vars(args), "model": str(finetuned), "epochs": args.supernet_epochs, "importance_examples": 0}
         )
     supernet_dir = _finetune(args, root / "supernet")
-    _search(args, supernet_dir, root / "search", args.search_space)
-    settings = ExportSettings(
-        latency_batch_sizes=[args.latency_batch_size], latency_length=args.latency_length,
-        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
-    )
-    folder = export_member(root / "search", root / "model", settings=settings)
-    print(f"exported the knee point to {folder}:\n{(folder / 'README.md').read_text()}")
+    _search(search_settings, supernet_dir, root / "search", args.data_dir)
     print(f"front plot: {root / 'search' / 'front.png'}")
+    try:  # the job's own model folder: a rerun of the job replaces it
+        folder = export_member(root / "search", root / "model", settings=export_settings, overwrite=True)
+    except NothingLearned as nothing:
+        print(f"no model exported: {nothing}")
+        return
+    print(f"exported the knee point to {folder}:\n{(folder / 'README.md').read_text()}")
+
+
+# `run --quick`: minutes on 2 CPU cores, and still a front that beats the trivial predictor on STS-B.
+QUICK = {"epochs": 1, "max_train_examples": 1000, "supernet_epochs": 1, "num_evaluations": 20,
+         "max_validation_examples": 200}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     space = commands.add_parser("space", help="print a search space and the parameter ratios of its extremes")
     _add_model_argument(space)
     space.add_argument("--search-space", default="small", choices=sorted(SEARCH_SPACES))
-    space.add_argument("--max-rows", type=int, default=20, help="hyperparameters to list")
+    space.add_argument("--max-rows", type=positive_int, default=20, help="hyperparameters to list")
     space.set_defaults(func=cmd_space)
 
     tune = commands.add_parser("finetune", help="fine-tune a model as a weight-sharing super-network")
@@ -292,12 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_argument(tune)
     _add_data_arguments(tune)
     _add_finetune_arguments(tune)
-    tune.add_argument("--output-dir", default=None, help="default: supernets/<task>-<strategy>-<space>-seed<seed>")
+    tune.add_argument(
+        "--output-dir", type=output_folder, default=None, help="default: supernets/<task>-<strategy>-<space>-seed<seed>"
+    )
     tune.set_defaults(func=cmd_finetune)
 
     search = commands.add_parser("search", help="multi-objective search of sub-networks of a super-network")
     search.add_argument("--supernet", required=True, help="folder written by `nas-pruning finetune`")
-    search.add_argument("--output-dir", required=True)
+    search.add_argument("--output-dir", type=output_folder, required=True)
     search.add_argument(
         "--search-space", default=None, choices=sorted(SEARCH_SPACES), help="default: the super-network's"
     )
@@ -307,29 +368,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a Pareto-front member as a standalone model")
     export.add_argument("--search-dir", required=True, help="folder written by `nas-pruning search`")
-    export.add_argument("--output-dir", required=True)
+    export.add_argument("--output-dir", type=output_folder, required=True)
     choice = export.add_mutually_exclusive_group()
-    choice.add_argument("--index", type=int, default=None, help="position in the front, by parameter ratio")
-    choice.add_argument("--max-params", type=float, default=None, help="best error with parameter ratio <= this")
+    choice.add_argument(
+        "--index", type=non_negative_int, default=None, help="position in the front, by parameter ratio"
+    )
+    choice.add_argument("--max-params", type=ratio, default=None, help="best error with parameter ratio <= this")
     choice.add_argument(
         "--all", action="store_true", help=f"every front member, one folder each, and {INDEX_FILE}"
+    )
+    export.add_argument(
+        "--overwrite", action="store_true",
+        help="write into a non-empty --output-dir, replacing an earlier export there "
+             "(never into a super-network or search folder)",
     )
     _add_export_arguments(export)
     export.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: finetune -> search -> Pareto front -> export the knee")
-    run.add_argument("--task", default="rte", help="GLUE task: " + ", ".join(TASKS))
+    run.add_argument("--task", default="stsb", help="GLUE task: " + ", ".join(TASKS))
     _add_model_argument(run)
     _add_data_arguments(run)
     _add_finetune_arguments(run)
     _add_search_arguments(run)
     run.add_argument(
-        "--supernet-epochs", type=int, default=2,
+        "--supernet-epochs", type=non_negative_int, default=2,
         help="fine-tune the full model first (--epochs, strategy standard), reorder it by importance, then train "
              "the super-network from it for this many epochs; 0: train the super-network from --model for --epochs",
     )
-    run.set_defaults(importance_examples=512)
-    run.add_argument("--output-dir", default=None, help="default: nas_pruning_runs/<task>")
+    # The recipe measured best (docs/weight_sharing.md): 3 epochs at 1e-4 with 10% warm-up, then the super-network.
+    run.set_defaults(importance_examples=512, epochs=3, learning_rate=1e-4, warmup_ratio=0.1)
+    run.add_argument("--output-dir", type=output_folder, default=None, help="default: nas_pruning_runs/<task>")
     run.add_argument("--quick", action="store_true", help="small settings that finish in minutes on 2 CPU cores")
     run.set_defaults(func=cmd_run)
 
@@ -347,6 +416,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"nas-pruning {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except SearchInterrupted as stop:
+        print(f"nas-pruning {args.command}: {stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # training resumes from its last epoch's checkpoint
+        print(f"nas-pruning {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

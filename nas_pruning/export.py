@@ -3,7 +3,8 @@
 `export_member` writes one member (the knee point, a position in the front or the best under a
 size limit) into one folder; `export_front` writes every member, one folder each
 (`member_00` = fewest parameters), and `index.csv` with one row per member: its config,
-parameter ratio, validation and test metric, and latency per runtime.
+parameter ratio, validation and test metric (and the share of the unpruned model's gap over the
+trivial predictor it keeps), and latency per runtime.
 
 A member folder holds, by `ExportSettings.format`:
 
@@ -16,13 +17,17 @@ A member folder holds, by `ExportSettings.format`:
 
 always the tokenizer, which loads with plain `AutoTokenizer.from_pretrained(folder)` (no
 remote code, no prompt), and README.md, a model card with the scores, the latencies and how to
-load or run the model.
+load or run the model. The model keeps the super-network's classifier pooling ([CLS] or mean).
+
+The output folder is never a super-network or search folder (nor inside one), and a non-empty
+one is refused unless `overwrite`; overwriting replaces what an earlier export wrote there.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +36,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from nas_pruning.evaluation import Yardsticks
+from nas_pruning.files import stored_path
 from nas_pruning.models import extract_subnetwork, load_tokenizer
-from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, knee_point, select_member
+from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, knee_point, select_member
 from nas_pruning.runtimes import (
     LatencySpec,
     OnnxClassifier,
@@ -41,17 +48,39 @@ from nas_pruning.runtimes import (
     import_onnxruntime,
     quantize_int8,
 )
-from nas_pruning.search import SEARCH_SETTINGS_FILE, front_configs, load_supernet_data
+from nas_pruning.search import (
+    FRONT_FILE,
+    SEARCH_SETTINGS_FILE,
+    STARTED_FILE,
+    front_configs,
+    load_supernet_data,
+)
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet import load_supernet
+from nas_pruning.supernet import INFO_FILE, load_supernet
 from nas_pruning.tasks import get_task, make_loader
 
 FORMATS = ("torch", "onnx", "both")
 QUANTIZATIONS = ("int8",)
 INDEX_FILE = "index.csv"
 ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+#: Weights an export writes only for some formats: removed from an overwritten folder first, so
+#: that none of an earlier, different model stays beside the new one.
+MODEL_FILES = ("model.safetensors", ONNX_FILE, INT8_FILE)
 #: Largest difference of ONNX Runtime's logits from PyTorch's an export accepts.
 LOGITS_TOLERANCE = 1e-4
+
+
+class NothingLearned(ValueError):
+    """No front member beats the task's trivial predictor on validation: there is no
+    knee worth exporting."""
+
+
+def useful_members(front: pd.DataFrame, yardsticks: Yardsticks | None) -> pd.DataFrame:
+    """The front members whose validation metric beats the trivial predictor's (all of
+    them when the search recorded no yardsticks)."""
+    if yardsticks is None:
+        return front
+    return front[front["metric"] > yardsticks.trivial_validation]
 
 
 @dataclass
@@ -103,39 +132,71 @@ class ExportSettings:
 
 
 class _Search:
-    """A finished search folder: its summary, front, super-network and search space."""
+    """A finished search folder: its summary and front; `load` adds its super-network and space."""
 
     def __init__(self, search_dir: str | os.PathLike) -> None:
-        search_dir = Path(search_dir)
-        summary_file = search_dir / SEARCH_SETTINGS_FILE
+        self.dir = Path(search_dir)
+        summary_file = self.dir / SEARCH_SETTINGS_FILE
         if not summary_file.is_file():
             raise FileNotFoundError(
-                f"{search_dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)"
+                f"{self.dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)"
             )
         self.summary = json.loads(summary_file.read_text())
-        front_file = search_dir / "pareto.csv"
+        self.supernet = stored_path(self.summary["supernet"], summary_file)
+        front_file = self.dir / FRONT_FILE
         self.front = pd.read_csv(front_file) if front_file.is_file() and front_file.stat().st_size > 1 else None
         if self.front is None or self.front.empty:
             raise ValueError(
-                f"the search in {search_dir} has no Pareto front (no evaluation succeeded): nothing to export"
+                f"the search in {self.dir} has no Pareto front (no evaluation succeeded): nothing to export"
             )
         self.objectives = self.summary.get("objectives", list(DEFAULT_OBJECTIVES))
         self.bounds = {**DEFAULT_BOUNDS, **{k: tuple(v) for k, v in self.summary.get("hypervolume_bounds", {}).items()}}
-        self.model, self.info = load_supernet(self.summary["supernet"])
-        self.space = get_search_space(self.summary["settings"]["search_space"], self.model.config)
-        self.tokenizer = load_tokenizer(self.summary["supernet"])
+        self.yardsticks = Yardsticks(**self.summary["yardsticks"]) if "yardsticks" in self.summary else None
         self._test_batches: list[dict] | None = None
 
+    def check_output(self, output_dir: Path, overwrite: bool) -> None:
+        """Refuse an output folder that is (or lies in) a super-network or search folder, or is not
+        empty without `overwrite`."""
+        target = output_dir.resolve()
+        for folder, kind in ((self.dir, "search"), (Path(self.supernet), "super-network")):
+            if target == folder.resolve() or folder.resolve() in target.parents:
+                raise ValueError(f"{output_dir} is in the {kind} folder {folder}: export into a folder of its own")
+        records = ((INFO_FILE, "super-network"), (SEARCH_SETTINGS_FILE, "search"), (STARTED_FILE, "search"))
+        for record, kind in records:
+            if (output_dir / record).exists():
+                raise ValueError(f"{output_dir} is a {kind} folder (it has {record}): export into a folder of its own")
+        if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+            raise ValueError(
+                f"{output_dir} is not empty: pass --overwrite to replace its model, or another --output-dir"
+            )
+
     def member(self, index: int | None = None, max_params: float | None = None) -> pd.Series:
-        """The knee point (over the search's objectives) without index / max_params; see pareto.select_member."""
-        if index is None and max_params is None:
-            return knee_point(self.front, self.objectives, self.bounds)
-        return select_member(self.front, index=index, max_params=max_params)
+        """See `export_member`: a chosen member, or the knee among those beating the trivial predictor."""
+        if index is not None or max_params is not None:
+            return select_member(self.front, index=index, max_params=max_params)
+        useful = useful_members(self.front, self.yardsticks)
+        if useful.empty:
+            raise NothingLearned(
+                f"no member of the front in {self.dir} beats the trivial predictor on validation "
+                f"({self.summary['metric']} {self.yardsticks.trivial_validation:.4f}, the majority class or a "
+                f"constant): nothing worth exporting as the knee. Train longer or on more data; --index or "
+                f"--max-params still export a chosen member"
+            )
+        trivial_error = 1.0 - (self.yardsticks.trivial_validation if self.yardsticks else 0.0)
+        return knee_point(useful, self.objectives, {**self.bounds, ERROR: (0.0, trivial_error)})
+
+    def load(self) -> None:
+        """Load the super-network, its search space and tokenizer (after the cheap checks)."""
+        self.model, self.info = load_supernet(self.supernet)
+        self.space = get_search_space(self.summary["settings"]["search_space"], self.model.config)
+        self.tokenizer = load_tokenizer(self.supernet)
 
     def test_batches(self, settings: ExportSettings) -> list[dict]:
         if self._test_batches is None:
-            data = load_supernet_data(self.info, self.tokenizer, settings.data_dir, ("test",))
-            self._test_batches = list(make_loader(data.test, self.tokenizer, batch_size=settings.batch_size))
+            data = load_supernet_data(self.info, self.supernet, self.tokenizer, settings.data_dir, ("test",))
+            self._test_batches = list(
+                make_loader(data.test, self.tokenizer, batch_size=settings.batch_size, by_length=True)
+            )
         return self._test_batches
 
     def write(self, member: pd.Series, folder: Path, settings: ExportSettings) -> dict:
@@ -143,20 +204,23 @@ class _Search:
         config = front_configs(member.to_frame().T)[0]
         small = extract_subnetwork(self.model, self.space.to_subnetwork(config)).cpu().eval()
         folder.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES:
+            (folder / name).unlink(missing_ok=True)
         if settings.writes_torch:
             small.save_pretrained(folder)
         else:
             small.config.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         row = {"folder": folder.name, **{f"config_{k}": v for k, v in config.items()}}
-        row.update({k: member[k] for k in ("params", "metric", "test_metric") if k in member.index})
+        scores = ("params", "metric", "test_metric", "gap_kept", "test_gap_kept")
+        row.update({k: member[k] for k in scores if k in member.index})
         if "latency" in member.index:  # as measured during the search, with its settings
             row["search_latency"] = member["latency"]
         for spec in settings.latency_specs():
             row[f"latency_torch_bs{spec.batch_size}"] = spec.of_model(small)
         if settings.writes_onnx:
             row.update(self._write_onnx(small, folder, settings))
-        (folder / "README.md").write_text(self._card(member, config, row, settings))
+        (folder / "README.md").write_text(self._card(member, config, row, settings, small.config))
         return row
 
     def _write_onnx(self, small, folder: Path, settings: ExportSettings) -> dict:
@@ -178,22 +242,32 @@ class _Search:
                 row[f"latency_onnxruntime_int8_bs{spec.batch_size}"] = spec.of_onnx(int8_path, small.config)
         return row
 
-    def _card(self, member: pd.Series, config: dict, row: dict, settings: ExportSettings) -> str:
-        summary, info = self.summary, self.info
+    def _card(self, member: pd.Series, config: dict, row: dict, settings: ExportSettings, model_config) -> str:
+        summary, info, marks = self.summary, self.info, self.yardsticks
         metric = summary["metric"]
         scores = f"validation {metric} {member['metric']:.4f}; test {metric} {member['test_metric']:.4f}"
         if "test_metric_int8" in row:
             scores += f"; test {metric} of the int8 ONNX model {row['test_metric_int8']:.4f}"
+        judged = "" if marks is None else (
+            f"Trivial predictor (majority class / constant): test {metric} {marks.trivial_test:.4f}; "
+            f"unpruned model: test {metric} {marks.unpruned_test:.4f}. This model keeps "
+            f"{marks.kept(member['test_metric']):.1%} of the unpruned test {metric} and "
+            f"{marks.gap_kept(member['test_metric']):.1%} of its gap over the trivial predictor.\n\n"
+        )
+        pooling = getattr(model_config, "classifier_pooling", "cls")
         latencies = "\n".join(
             f"| {name[len('latency_'):]} | {value * 1000:.2f} |" for name, value in row.items()
             if name.startswith("latency_")
         )
         card = (
             f"# {info['base_model']} pruned for {summary['task']} by nas_pruning\n\n"
-            f"Sub-network of the {info['strategy']['name']} super-network `{summary['supernet']}`, found by "
+            f"Sub-network of the {info['strategy']['name']} super-network `{self.supernet}`, found by "
             f"{summary['settings']['optimizer']} over the {self.space.name} search space "
             f"(objectives: {', '.join(self.objectives)}).\n\n"
             f"parameter ratio {member['params']:.4f}; {scores}\n\n"
+            f"{judged}"
+            f"The classifier reads {'the mean of the token states' if pooling == 'mean' else 'the [CLS] token'} "
+            f"(pooling {pooling}).\n\n"
             f"Config: `{json.dumps(config)}`\n\n"
             f"Latency (ms per batch of {settings.latency_length} tokens per sequence, median of "
             f"{settings.latency_repeats} after {settings.latency_warmup} warm-up passes, on the machine that "
@@ -233,7 +307,7 @@ def _onnx_snippet(task_name: str, quantize: str | None) -> str:
 def _max_logit_difference(small, onnx_path: Path) -> float:
     """Largest |ONNX Runtime - PyTorch| logit over a padded random batch."""
     inputs = dummy_inputs(small.config, batch_size=3, length=min(16, small.config.max_position_embeddings // 2))
-    inputs["attention_mask"][1, 5:] = 0  # padding exercises the attention mask
+    inputs["attention_mask"][1, 5:] = 0  # padding exercises the attention mask (and mean pooling)
     with torch.inference_mode():
         expected = small(**inputs).logits.numpy()
     return float(np.abs(OnnxClassifier(onnx_path)(inputs) - expected).max())
@@ -245,34 +319,56 @@ def export_member(
     index: int | None = None,
     max_params: float | None = None,
     settings: ExportSettings | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Extract one front member of the search in `search_dir` into `output_dir`.
 
     index: position in the front sorted by parameter ratio (0 = smallest);
     max_params: instead, the lowest-error member with parameter ratio <= max_params;
-    neither: the knee point (closest to the ideal point over the search's objectives).
+    neither: the knee point (closest to the ideal point over the search's objectives, the error
+    scaled by the trivial predictor's) among the members that beat the trivial predictor on
+    validation; NothingLearned if none does.
     settings: formats and measurements (default: PyTorch, latency at batch size 1).
+    overwrite: write into `output_dir` even if it is not empty. It is never a super-network
+        or search folder (nor inside one): that would destroy what the model comes from.
     """
     settings = settings or ExportSettings()
     search = _Search(search_dir)
     output_dir = Path(output_dir)
-    search.write(search.member(index, max_params), output_dir, settings)
+    search.check_output(output_dir, overwrite)
+    member = search.member(index, max_params)
+    search.load()
+    search.write(member, output_dir, settings)
     return output_dir
 
 
 def export_front(
-    search_dir: str | os.PathLike, output_dir: str | os.PathLike, settings: ExportSettings | None = None
+    search_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    settings: ExportSettings | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Every front member of the search in `search_dir`, into `output_dir`/member_NN, and index.csv.
 
-    Members are numbered by parameter ratio (member_00 = fewest parameters). Returns the index table.
+    Members are numbered by parameter ratio (member_00 = fewest parameters); members that do not
+    beat the trivial predictor are written too (their gap_kept columns say so). overwrite: as in
+    `export_member`; member folders an earlier export listed in index.csv that this front does not
+    have are removed. Returns the index table.
     """
     settings = settings or ExportSettings()
     search = _Search(search_dir)
     output_dir = Path(output_dir)
+    search.check_output(output_dir, overwrite)
+    search.load()
     ordered = search.front.sort_values(["params", "error"], kind="stable").reset_index(drop=True)
     width = max(2, len(str(len(ordered) - 1)))
-    rows = [search.write(member, output_dir / f"member_{i:0{width}d}", settings) for i, member in ordered.iterrows()]
+    folders = [f"member_{i:0{width}d}" for i in range(len(ordered))]
+    earlier = output_dir / INDEX_FILE
+    if earlier.is_file():
+        for name in set(pd.read_csv(earlier)["folder"]) - set(folders):
+            if str(name).startswith("member_") and Path(name).name == name and (output_dir / name).is_dir():
+                shutil.rmtree(output_dir / name)
+    rows = [search.write(member, output_dir / name, settings) for name, (_, member) in zip(folders, ordered.iterrows())]
     index = pd.DataFrame(rows)
     index.to_csv(output_dir / INDEX_FILE, index=False)
     return index

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from nas_pruning.models import SubNetwork, extract_subnetwork
+from nas_pruning.models.loading import max_sequence_length
 
 RUNTIMES = ("torch", "onnxruntime")
 ONNX_INSTALL_HINT = "ONNX export and ONNX Runtime need the optional extra: pip install 'nas_pruning[onnx]'"
@@ -70,18 +71,12 @@ def input_names(config) -> list[str]:
 
 def dummy_inputs(config, batch_size: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random token ids of shape [batch_size, length], no padding, for export and timing."""
-    limit = _max_length(config)
+    limit = max_sequence_length(config)
     if length > limit:
         raise ValueError(f"sequence length {length} is longer than the model's {limit} positions")
     ids = torch.randint(3, config.vocab_size, (batch_size, length), generator=torch.Generator().manual_seed(seed))
     values = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
     return {name: values[name] for name in input_names(config)}
-
-
-def _max_length(config) -> int:
-    # RoBERTa numbers positions from pad_token_id + 1.
-    offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
-    return config.max_position_embeddings - offset
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, optimize: bool = True) -> Path:
@@ -95,7 +90,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, optimize: bool = True
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().float().eval()
-    example = dummy_inputs(model.config, batch_size=2, length=min(8, _max_length(model.config)))
+    example = dummy_inputs(model.config, batch_size=2, length=min(8, max_sequence_length(model.config)))
     axes = {name: {0: "batch", 1: "sequence"} for name in example}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notices about torch internals
@@ -215,21 +210,20 @@ class LatencySpec:
         return dummy_inputs(config, self.batch_size, self.length)
 
 
-def architecture_key(config) -> tuple:
-    """What a standalone pruned model's speed depends on: its sizes, not its weights."""
-    return (
-        config.hidden_size,
-        getattr(config, "attention_head_size", None),
-        tuple(getattr(config, "layer_heads", [config.num_attention_heads] * config.num_hidden_layers)),
-        tuple(getattr(config, "layer_units", [config.intermediate_size] * config.num_hidden_layers)),
-    )
+def architecture_key(sub: SubNetwork) -> tuple:
+    """What the speed of a sub-network of one super-network depends on: the sizes its extracted
+    model keeps (layers with neither heads nor units are dropped), not which heads or weights."""
+    heads, units = sub.heads_per_layer(), sub.units_per_layer()
+    hidden = None if sub.hidden_mask is None else int(sub.hidden_mask.sum())
+    return hidden, tuple(heads[i] for i in sub.kept_layers()), tuple(units[i] for i in sub.kept_layers())
 
 
 class LatencyMeter:
-    """Latency of sub-networks of a super-network, measured on the extracted model per `spec`.
+    """Latency of sub-networks of one super-network, measured on the extracted model per `spec`.
 
-    Cached per architecture (same extracted sizes -> one measurement). Copies made with
-    `copy.copy` share the cache; measurements are serialised so that two never overlap.
+    Cached per architecture (same extracted sizes -> one measurement; nothing is extracted for a
+    known one). Copies made with `copy.copy` share the cache; measurements are serialised so that
+    two never overlap.
     """
 
     def __init__(self, spec: LatencySpec) -> None:
@@ -238,16 +232,20 @@ class LatencyMeter:
         self._lock = threading.Lock()
 
     def __call__(self, model: nn.Module, sub: SubNetwork) -> float:
-        small = extract_subnetwork(model, sub).eval()
-        key = architecture_key(small.config)
+        key = architecture_key(sub)
         with self._lock:
             if key not in self._cache:
-                self._cache[key] = self.spec.of_model(small)
+                self._cache[key] = self.spec.of_model(extract_subnetwork(model, sub).eval())
             return self._cache[key]
+
+    def remember(self, sub: SubNetwork, latency: float) -> None:
+        """Take `latency` as `sub`'s, measured earlier with this spec (a resumed search's rows)."""
+        with self._lock:
+            self._cache.setdefault(architecture_key(sub), float(latency))
 
     @property
     def measurements(self) -> int:
-        """Distinct architectures measured so far."""
+        """Distinct architectures whose latency is known (measured, or remembered)."""
         return len(self._cache)
 
     def __getstate__(self) -> dict:

@@ -16,6 +16,7 @@ can reorder heads and units once so that the first are the most important.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -74,10 +75,11 @@ class SearchSpace(ABC):
                 f"missing {_short(missing)}, unknown {_short(unknown)}"
             )
         for key, domain in self.config_space.items():
-            if not domain.is_valid(config[key]):
+            value = config[key]
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not domain.is_valid(value):
                 raise ValueError(
-                    f"{key}={config[key]!r} is outside the {self.name!r} search space of this model: "
-                    f"accepted {domain.domain_str} (inclusive)"
+                    f"{key}={value!r} is outside the {self.name!r} search space of this model: "
+                    f"accepted integers in {domain.domain_str} (inclusive)"
                 )
 
     def largest(self) -> Config:

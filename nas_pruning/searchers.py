@@ -201,7 +201,9 @@ class LocalSearch(BaseSearcher):
         return config
 
     def on_trial_complete(self, trial_id: int, config: Config, metrics: list[float]):
-        self._results[self._codec.key(config)] = (config, np.asarray(metrics, dtype=float))
+        key = self._codec.key(config)
+        self._results[key] = (config, np.asarray(metrics, dtype=float))
+        self._suggested.add(key)  # also results told without a suggestion (a resumed search's)
 
     def _propose(self) -> Config:
         archive = self._archive()

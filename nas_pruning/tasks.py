@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 GLUE_HUB_NAME = "nyu-mll/glue"
@@ -203,6 +203,23 @@ class Task:
         if len(labels) == 0:
             raise ValueError(f"task {self.name!r}: no predictions to score")
         return METRICS[self.metric_name](predictions, labels)
+
+    def trivial_prediction(self, train_labels: Sequence | np.ndarray) -> float:
+        """What a model that ignores its input predicts: the majority class of
+        ``train_labels`` (the lowest class id on a tie), or their mean for regression."""
+        train_labels = np.asarray(train_labels).reshape(-1)
+        if len(train_labels) == 0:
+            raise ValueError(f"task {self.name!r}: no training labels to take a trivial prediction from")
+        if self.is_regression:
+            return float(train_labels.astype(np.float64).mean())
+        return int(np.bincount(train_labels.astype(np.int64), minlength=self.num_labels).argmax())
+
+    def trivial_metric(self, train_labels: Sequence | np.ndarray, labels: Sequence | np.ndarray) -> float:
+        """The metric of the trivial predictor (:meth:`trivial_prediction` for every
+        example) on ``labels``: what a pruned model has to beat to have learned anything.
+        A constant has no rank correlation, so it is 0 for Spearman."""
+        labels = np.asarray(labels).reshape(-1)
+        return self.metric(np.full(len(labels), self.trivial_prediction(train_labels)), labels)
 
 
 NLI = ("entailment", "not_entailment")
@@ -582,6 +599,10 @@ def _read_data_file(path: Path) -> datasets.Dataset:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except datasets.exceptions.DatasetGenerationError as err:
         raise ValueError(f"could not read {path}: {err.__cause__ or err}") from err
+    except ValueError as err:  # `datasets` says 'Instruction "train" corresponds to no data!'
+        if "no data" not in str(err):
+            raise
+        raise ValueError(f"{path} holds no examples: it needs a header line and at least one row") from err
 
 
 def _load_custom_data(source: str) -> tuple[datasets.Dataset, datasets.Dataset | None]:
@@ -619,7 +640,30 @@ def _select_columns(
                 f"{source} has no column {column!r}; its columns are {dataset.column_names}"
             )
     dataset = dataset.select_columns(list(text_columns) + [label_column])
+    for column in text_columns:
+        feature = dataset.features[column]
+        if not isinstance(feature, datasets.Value):
+            raise ValueError(f"{source}: text column {column!r} holds {_kind(feature)}; it must hold plain text")
+        if feature.dtype not in ("string", "large_string"):  # numbers as text, e.g. from a CSV file
+            with _quiet():
+                dataset = dataset.cast_column(column, datasets.Value("string"))
+    label = dataset.features[label_column]
+    if not (isinstance(label, datasets.ClassLabel) or (isinstance(label, datasets.Value) and _scalar(label.dtype))):
+        raise ValueError(
+            f"{source}: label column {label_column!r} holds {_kind(label)}; labels must be strings or numbers"
+        )
     return dataset if label_column == "label" else dataset.rename_column(label_column, "label")
+
+
+def _scalar(dtype: str) -> bool:
+    return dtype in ("string", "large_string", "bool") or dtype.startswith(("int", "uint", "float"))
+
+
+def _kind(feature) -> str:
+    """What a column holds, for messages (`datasets` reads mixed or nested JSON values as Json / lists)."""
+    if isinstance(feature, datasets.Value):
+        return f"{feature.dtype} values"
+    return f"nested or mixed values ({type(feature).__name__})"
 
 
 def _infer_label_names(parts: list[datasets.Dataset]) -> tuple[tuple[str, ...] | None, dict]:
@@ -749,12 +793,78 @@ def encode(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int =
     return dataclasses.replace(data, **encoded)
 
 
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of examples of similar length, so that padding per batch stays small.
+
+    In order (``shuffle=False``): the examples sorted by length, longest first, cut
+    into batches. Shuffled: every pass shuffles the examples, cuts them into
+    mega-batches of ``mega_batches`` batches, sorts each mega-batch by length and cuts
+    it into batches, then shuffles the batches (as common trainers do; Hugging Face's
+    ``LengthGroupedSampler`` uses 50 batches per mega-batch too), so that every batch
+    still comes from a random part of the data.
+
+    :param lengths: length (tokens) of each example
+    :param batch_size: examples per batch
+    :param shuffle: group at random (training) instead of sorting the whole data
+    :param generator: draws the random orders (the loader's, so that checkpoints restore it)
+    :param mega_batches: batches per mega-batch
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        mega_batches: int = 50,
+    ) -> None:
+        if batch_size < 1 or mega_batches < 1:
+            raise ValueError(f"batch_size and mega_batches must be >= 1, got {batch_size} and {mega_batches}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.shuffle, self.generator, self.mega_batches = batch_size, shuffle, generator, mega_batches
+
+    def _cut(self, indices: np.ndarray) -> list[list[int]]:
+        # A stable sort keeps ties in their (random or original) order.
+        ordered = indices[np.argsort(-self.lengths[indices], kind="stable")].tolist()
+        return [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self.shuffle:
+            yield from self._cut(np.arange(len(self.lengths)))
+            return
+        order = torch.randperm(len(self.lengths), generator=self.generator).numpy()
+        size = self.batch_size * self.mega_batches
+        batches = [batch for start in range(0, len(order), size) for batch in self._cut(order[start : start + size])]
+        for i in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[i]
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
+def batch_sampler(
+    dataset: datasets.Dataset, batch_size: int, shuffle: bool, by_length: bool, generator: torch.Generator
+) -> Sampler[list[int]]:
+    """The batches (lists of example indices) :func:`make_loader` draws; see its parameters."""
+    if not by_length:
+        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        return BatchSampler(sampler, batch_size, drop_last=False)
+    if "input_ids" not in dataset.column_names:
+        raise ValueError(
+            "batching by length needs an encoded dataset with `input_ids` (see encode), "
+            f"got columns {dataset.column_names}"
+        )
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    return LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, generator=generator)
+
+
 def make_loader(
     dataset: datasets.Dataset,
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int = 32,
     shuffle: bool = False,
     seed: int = 0,
+    by_length: bool = False,
 ) -> DataLoader:
     """Batches of an encoded dataset (see :func:`encode`), padded per batch.
 
@@ -763,11 +873,14 @@ def make_loader(
     :param batch_size: examples per batch
     :param shuffle: reshuffle at every pass over the data
     :param seed: seed of the shuffling: the same seed gives the same batches
+    :param by_length: batch examples of similar length (less padding, less compute; see
+        :class:`LengthGroupedBatchSampler`): sorted by length without ``shuffle``,
+        grouped by length within random mega-batches with it
     """
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
+        batch_sampler=batch_sampler(dataset, batch_size, shuffle, by_length, generator),
         collate_fn=DataCollatorWithPadding(tokenizer),
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
     )

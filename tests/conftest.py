@@ -10,9 +10,6 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
-from nas_pruning.models import load_tokenizer
-from nas_pruning.supernet import save_supernet
-
 TINY = dict(
     vocab_size=60,
     hidden_size=16,
@@ -33,9 +30,20 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_model(family: str = "bert", seed: int = 0, **overrides):
+def tiny_model(family: str = "bert", seed: int = 0, pooling: str = "cls", **overrides):
+    """A tiny classifier; pooling "mean" builds nas_pruning's mean-pooling class (no pooler)."""
     torch.manual_seed(seed)
     values = {**TINY, **overrides}
+    if pooling == "mean":
+        from nas_pruning.models.pruned_modeling import (
+            BertForSequenceClassificationPooled,
+            RobertaForSequenceClassificationPooled,
+        )
+
+        if family == "bert":
+            return BertForSequenceClassificationPooled(BertConfig(classifier_pooling="mean", **values)).eval()
+        config = RobertaConfig(pad_token_id=1, classifier_pooling="mean", **values)
+        return RobertaForSequenceClassificationPooled(config).eval()
     if family == "bert":
         return BertForSequenceClassification(BertConfig(**values)).eval()
     return RobertaForSequenceClassification(RobertaConfig(pad_token_id=1, **values)).eval()
@@ -53,6 +61,11 @@ def random_batches(num_batches: int, batch_size: int, seed: int = 0) -> list[dic
 
 @pytest.fixture(params=["bert", "roberta"])
 def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=["cls", "mean"])
+def pooling(request) -> str:
     return request.param
 
 
@@ -81,10 +94,13 @@ def glue_path() -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_supernet(tmp_path, glue_path):
-    """A saved tiny BERT super-network (MiniLM's vocabulary and tokenizer) for RTE, over the real GLUE rows."""
-    model = tiny_model("bert", num_labels=2, vocab_size=30522, max_position_embeddings=128)
+def save_tiny_supernet(folder: Path, glue_path: Path, pooling: str = "cls") -> Path:
+    """A 3-layer BERT super-network folder on RTE (real GLUE rows; MiniLM's vocabulary and tokenizer),
+    as `finetune` writes it, with a [CLS] or mean-pooling head."""
+    from nas_pruning.models import load_tokenizer
+    from nas_pruning.supernet import save_supernet
+
+    model = tiny_model("bert", pooling=pooling, num_labels=2, vocab_size=30522, max_position_embeddings=128)
     info = {
         "task": "rte",
         "base_model": "tiny-bert",
@@ -92,4 +108,10 @@ def tiny_supernet(tmp_path, glue_path):
         "search_space": "small",
         "data": {"data_dir": str(glue_path), "split_seed": 0, "val_fraction": 0.3, "max_length": 64},
     }
-    return save_supernet(tmp_path / "supernet", model, info, load_tokenizer())
+    return save_supernet(folder, model, info, load_tokenizer())
+
+
+@pytest.fixture
+def tiny_supernet(tmp_path, glue_path):
+    """`save_tiny_supernet` with a [CLS] head."""
+    return save_tiny_supernet(tmp_path / "supernet", glue_path)

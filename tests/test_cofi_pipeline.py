@@ -82,9 +82,10 @@ def test_more_target_examples_than_exist_is_refused(glue_path):
 
 
 def test_cli_rejects_bad_input_before_any_work():
-    args = parser().parse_args(["cofi", "--task", "rte", "--target-sparsity", "1.5"])
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        args.func(args)
+    with pytest.raises(SystemExit):  # argparse: outside (0, 1)
+        parser().parse_args(["cofi", "--task", "rte", "--target-sparsity", "1.5"])
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):  # the same check without the command line
+        CoFiConfig(task="rte", target_sparsity=1.5)
     with pytest.raises(SystemExit):  # argparse: not a number
         parser().parse_args(["cofi", "--target-examples", "many"])
 
@@ -130,24 +131,55 @@ def test_cli_run_reports_every_epoch_and_exports_a_plain_transformers_model(
     assert not (tmp_path / "run" / "checkpoint" / "state.pt").exists()  # cleared after success
 
 
-@pytest.mark.parametrize("interrupted_after", [1, 3])  # a pruning epoch, a fine-tuning epoch
-def test_interrupted_run_resumes_from_its_last_epoch(tiny_model_dir, glue_path, tmp_path, interrupted_after):
-    config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="shared", prune_epochs=2, finetune_epochs=2)
+class Interrupt(Exception):
+    pass
 
-    class Interrupt(Exception):
-        pass
+
+def interrupt_run(config, tmp_path, after: int) -> None:
+    """Run `config` into tmp_path/out (checkpoints in tmp_path/ckpt) and stop it once epoch `after` is reported."""
 
     def interrupt(row):
-        if row["epoch"] == interrupted_after:
+        if row["epoch"] == after:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         run_cofi(config, tmp_path / "out", interrupt, tmp_path / "ckpt", progress=False)
+
+
+@pytest.mark.parametrize("interrupted_after", [1, 3])  # a pruning epoch, a fine-tuning epoch
+def test_interrupted_run_resumes_from_its_last_epoch(tiny_model_dir, glue_path, tmp_path, interrupted_after):
+    config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="shared", prune_epochs=2, finetune_epochs=2)
+    interrupt_run(config, tmp_path, interrupted_after)
     assert (tmp_path / "ckpt" / "state.pt").exists()
     seen = []
     run_cofi(config, tmp_path / "out", lambda row: seen.append(row["epoch"]), tmp_path / "ckpt", progress=False)
     assert seen == list(range(interrupted_after + 1, 5))
     assert pd.read_csv(tmp_path / "out" / "history.csv")["epoch"].tolist() == [1, 2, 3, 4]
+
+
+def final_state(folder) -> dict:
+    """Weights of the exported model of a finished run (its masks are its shapes and folded gates)."""
+    return load_model(str(folder / "model"), 2, False).state_dict()
+
+
+@pytest.mark.parametrize("interrupted_after", [1, 2, 3])  # mid-pruning, the last pruning epoch, mid-fine-tuning
+def test_killed_and_resumed_run_equals_an_uninterrupted_one_exactly(
+    tiny_model_dir, glue_path, tmp_path, interrupted_after
+):
+    """Resuming restores everything that decides the result (RNG states, gates, multipliers, optimizers,
+    step), so the exported model is bit-for-bit that of a run never stopped."""
+    config = tiny_config(tiny_model_dir, glue_path, tmp_path, coupling="delta", prune_epochs=2, finetune_epochs=2)
+    run_cofi(config, tmp_path / "whole", None, tmp_path / "whole-ckpt", progress=False)
+    interrupt_run(config, tmp_path, interrupted_after)
+    torch.manual_seed(12345)  # a fresh process starts from another RNG state
+    run_cofi(config, tmp_path / "out", None, tmp_path / "ckpt", progress=False)
+    whole, resumed = final_state(tmp_path / "whole"), final_state(tmp_path / "out")
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    history = {name: pd.read_csv(tmp_path / name / "history.csv") for name in ("whole", "out")}
+    for column in ("error", "params", "sparsity", "test_metric"):
+        assert history["whole"][column].equals(history["out"][column]), column
 
 
 def test_checkpoint_written_with_other_settings_is_refused(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import save_tiny_supernet, tiny_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from nas_pruning import runtimes
@@ -23,13 +23,13 @@ needs_onnx = pytest.mark.skipif(not HAS_ORT, reason="the onnx extra is not insta
 
 
 @needs_onnx
-def test_onnx_logits_equal_pytorch_with_dynamic_batch_and_length(family, tmp_path):
+def test_onnx_logits_equal_pytorch_with_dynamic_batch_and_length(family, pooling, tmp_path):
     heads, units = torch.ones(3, 4, dtype=torch.bool), torch.ones(3, 12, dtype=torch.bool)
     heads[0, 2:] = False
     heads[1] = False  # a layer with 0 heads
     units[0, 5:] = False
     units[2] = False  # a layer with 0 units
-    small = extract_subnetwork(tiny_model(family), SubNetwork(heads, units))
+    small = extract_subnetwork(tiny_model(family, pooling=pooling), SubNetwork(heads, units))
     session = runtimes.OnnxClassifier(runtimes.export_onnx(small, tmp_path / "model.onnx"))
     for batch_size, length in ((1, 5), (4, 17)):
         inputs = runtimes.dummy_inputs(small.config, batch_size, length, seed=batch_size)
@@ -46,13 +46,23 @@ def search(supernet, output_dir, *extra):
     return pd.read_csv(output_dir / "pareto.csv")
 
 
-def test_export_all_writes_every_member_and_the_index(tiny_supernet, tmp_path, monkeypatch):
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_export_all_writes_every_member_and_the_index(pooling, glue_path, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
-    front = search(tiny_supernet, tmp_path / "search")
+    supernet = save_tiny_supernet(tmp_path / "supernet", glue_path, pooling)
+    front = search(supernet, tmp_path / "search")
     out = tmp_path / "front"
     argv = ["export", "--search-dir", str(tmp_path / "search"), "--output-dir", str(out), "--all",
             "--latency-batch-size", "1", "2", "--latency-length", "16", "--latency-repeats", "2"]
     assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 2 and "is not empty" in capsys.readouterr().err  # --all protects the folder too
+    # An earlier export's member that this front does not have goes; the rest is rewritten.
+    (out / "member_99").mkdir()
+    earlier = pd.read_csv(out / "index.csv")
+    pd.concat([earlier, earlier.tail(1).assign(folder="member_99")]).to_csv(out / "index.csv", index=False)
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (out / "member_99").exists() and len(pd.read_csv(out / "index.csv")) == len(earlier)
     index = pd.read_csv(out / "index.csv")
     assert len(index) == len(front) and index["params"].is_monotonic_increasing
     assert (index[["latency_torch_bs1", "latency_torch_bs2"]] > 0).all().all()
@@ -63,8 +73,9 @@ def test_export_all_writes_every_member_and_the_index(tiny_supernet, tmp_path, m
         folder = out / row.folder
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
-        full = sum(p.numel() for p in tiny_model("bert", vocab_size=30522, max_position_embeddings=128,
-                                                num_labels=2).parameters())
+        full = sum(p.numel() for p in tiny_model("bert", pooling=pooling, vocab_size=30522,
+                                                max_position_embeddings=128, num_labels=2).parameters())
+        assert getattr(model.config, "classifier_pooling", "cls") == pooling
         assert sum(p.numel() for p in model.parameters()) / full == pytest.approx(row.params)
         assert model(**tokenizer(["a test"], return_tensors="pt")).logits.shape == (1, 2)
         assert f"test accuracy {row.test_metric:.4f}" in (folder / "README.md").read_text()
@@ -76,7 +87,7 @@ def test_onnx_member_with_int8_runs_from_its_model_card_alone(tiny_supernet, tmp
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
     search(tiny_supernet, tmp_path / "search")
     out = tmp_path / "member"
-    argv = ["export", "--search-dir", str(tmp_path / "search"), "--output-dir", str(out), "--index", "-1",
+    argv = ["export", "--search-dir", str(tmp_path / "search"), "--output-dir", str(out), "--index", "0",
             "--format", "both", "--quantize", "int8", "--latency-length", "16", "--latency-repeats", "2"]
     assert main(argv) == 0
     card = (out / "README.md").read_text()
@@ -96,8 +107,9 @@ def test_onnx_member_with_int8_runs_from_its_model_card_alone(tiny_supernet, tmp
 
 def test_three_objective_search_has_a_front_non_dominated_in_all_three(tiny_supernet, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
+    # fixed reference: a random tiny super-network beats no trivial predictor, which would zero the hypervolume
     front = search(tiny_supernet, tmp_path / "search", "--objectives", "error,params,latency",
-                   "--latency-length", "16", "--latency-repeats", "3")
+                   "--latency-length", "16", "--latency-repeats", "3", "--hv-reference", "fixed")
     results = pd.read_csv(tmp_path / "search" / "results.csv")
     summary = json.loads((tmp_path / "search" / "summary.json").read_text())
     objectives = ["error", "params", "latency"]
@@ -109,6 +121,30 @@ def test_three_objective_search_has_a_front_non_dominated_in_all_three(tiny_supe
     for i, point in enumerate(points):
         others = np.delete(points, i, axis=0)
         assert not ((others <= point).all(axis=1) & (others < point).any(axis=1)).any()
+
+
+def test_a_resumed_latency_search_keeps_its_latencies_and_does_not_time_them_again(
+    tiny_supernet, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path / "st"))
+    timed = []
+    of_model = runtimes.LatencySpec.of_model
+    monkeypatch.setattr(runtimes.LatencySpec, "of_model", lambda self, model: timed.append(1) or of_model(self, model))
+    latency = ["--objectives", "error,latency", "--latency-length", "16", "--latency-repeats", "2"]
+    argv = ["search", "--supernet", str(tiny_supernet), "--output-dir", str(tmp_path / "s"), "--optimizer", "random",
+            "--max-validation-examples", "32", "--threads", "1", *latency]
+    assert main([*argv, "--num-evaluations", "4"]) == 0
+    first = pd.read_csv(tmp_path / "s" / "results.csv")
+    full = json.loads((tmp_path / "s" / "summary.json").read_text())["latency"]["full_model_latency"]
+    timed.clear()
+    assert main([*argv, "--num-evaluations", "6"]) == 0
+    results = pd.read_csv(tmp_path / "s" / "results.csv")
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert len(results) == 6 and results["latency"].notna().all()
+    pd.testing.assert_frame_equal(results[first.columns].iloc[:4], first)
+    # The full model (the initial design's largest config) and the kept rows are not timed again.
+    assert summary["latency"]["full_model_latency"] == full and len(timed) <= 2
+    assert summary["hypervolume_objectives"] == ["error", "latency"]
 
 
 def test_bad_input_gets_one_clear_line(tiny_supernet, tmp_path, monkeypatch, capsys):

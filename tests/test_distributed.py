@@ -99,3 +99,15 @@ def test_finetune_under_torchrun_matches_one_process(tmp_path, glue_path):
     initial = tiny_model(num_labels=2, vocab_size=30522, max_position_embeddings=64, **NO_DROPOUT).state_dict()
     assert not torch.equal(one.state_dict()["bert.encoder.layer.0.output.dense.weight"],
                            initial["bert.encoder.layer.0.output.dense.weight"])  # it did train
+
+
+def test_ranks_share_the_single_process_length_grouped_batches():
+    data = dataset(40).add_column("index", list(range(40)))
+    tokenizer = load_tokenizer()
+    whole = make_loader(data, tokenizer, 8, shuffle=True, seed=3, by_length=True)
+    ranks = [DataParallel(rank, 2, torch.device("cpu")).loader(data, tokenizer, 8, seed=3, by_length=True)
+             for rank in range(2)]
+    for _ in range(2):  # epochs
+        expected = [b["index"].tolist() for b in whole]
+        parts = [[b["index"].tolist() for b in loader] for loader in ranks]
+        assert [p0 + p1 for p0, p1 in zip(*parts)] == expected

@@ -15,11 +15,11 @@ def logits(model, batch):
 
 
 @pytest.mark.parametrize("space_name", sorted(SEARCH_SPACES))
-def test_random_configs_count_extract_and_select_agree(family, space_name, tiny_batch):
-    model = tiny_model(family)
+def test_random_configs_count_extract_and_select_agree(family, pooling, space_name, tiny_batch):
+    model = tiny_model(family, pooling=pooling)
     space = get_search_space(space_name, model.config)
     rng = np.random.RandomState(0)
-    configs = space.initial_design() + [space.sample(rng) for _ in range(50)]
+    configs = space.initial_design() + [space.sample(rng) for _ in range(50 if pooling == "cls" else 20)]
     for config in configs:
         sub = space.to_subnetwork(config)
         small = extract_subnetwork(model, sub)
@@ -75,8 +75,8 @@ def test_gradients_reach_shared_weights(tiny_batch):
     assert model.bert.encoder.layer[2].intermediate.dense.weight.grad is None
 
 
-def test_extracted_model_round_trips_with_plain_transformers(family, tiny_batch, tmp_path):
-    model = tiny_model(family)
+def test_extracted_model_round_trips_with_plain_transformers(family, pooling, tiny_batch, tmp_path):
+    model = tiny_model(family, pooling=pooling)
     dims = get_adapter(model).dims(model.config)
     heads = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
     units = torch.zeros(3, 12, dtype=torch.bool)
@@ -87,6 +87,7 @@ def test_extracted_model_round_trips_with_plain_transformers(family, tiny_batch,
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path, trust_remote_code=True).eval()
     assert sum(p.numel() for p in loaded.parameters()) == count_parameters(model, SubNetwork(heads, units))
     assert loaded.config.layer_heads == [2, 0, 4] and loaded.config.layer_units == [2, 4, 0]
+    assert getattr(loaded.config, "classifier_pooling", "cls") == pooling
     torch.testing.assert_close(logits(loaded, tiny_batch), logits(small, tiny_batch), atol=1e-6, rtol=0)
     assert dims.num_layers == 3
 
@@ -119,6 +120,67 @@ def test_importance_reordering_keeps_the_function(family, tiny_batch):
     torch.testing.assert_close(new_units, unit_scores.sort(dim=1, descending=True).values, atol=1e-5, rtol=1e-4)
 
 
+def test_mean_pooling_reads_the_masked_mean_and_has_no_pooler(family, tiny_batch):
+    cls_model, mean_model = tiny_model(family), tiny_model(family, pooling="mean")
+    base = getattr(mean_model, mean_model.base_model_prefix)
+    assert base.pooler is None
+    missing = {n for n, _ in cls_model.named_parameters()} - {n for n, _ in mean_model.named_parameters()}
+    assert missing == ({"bert.pooler.dense.weight", "bert.pooler.dense.bias"} if family == "bert" else set())
+    with torch.no_grad():
+        states = base(**tiny_batch).last_hidden_state
+        mask = tiny_batch["attention_mask"].unsqueeze(-1).float()
+        mean = (states * mask).sum(1) / mask.sum(1)
+        expected = mean_model.classify(mean)
+    torch.testing.assert_close(logits(mean_model, tiny_batch), expected)
+    # Padding does not move the mean: row 1 with its padding cut off scores the same.
+    short = {k: v[1:2, :7] for k, v in tiny_batch.items()}
+    torch.testing.assert_close(logits(mean_model, short), expected[1:2], atol=1e-5, rtol=0)
+    loss = mean_model(**tiny_batch, labels=torch.tensor([0, 1, 2])).loss
+    assert loss is not None and loss.ndim == 0
+
+
+def test_pooling_detection_reads_the_sentence_transformers_files(tmp_path):
+    from nas_pruning.models.loading import declared_pooling, resolve_pooling
+
+    tiny_model("bert").save_pretrained(tmp_path / "plain")
+    assert declared_pooling(str(tmp_path / "plain")) is None
+    folder = tmp_path / "sentence"
+    tiny_model("bert").save_pretrained(folder)
+    (folder / "modules.json").write_text(
+        '[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},'
+        ' {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]'
+    )
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    assert declared_pooling(str(folder)) == "mean"
+    config = tiny_model("bert").config
+    assert resolve_pooling("auto", str(folder), config) == "mean"
+    assert resolve_pooling("auto", str(tmp_path / "plain"), config) == "cls"
+    assert resolve_pooling("cls", str(folder), config) == "cls"
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    assert declared_pooling(str(folder)) == "cls"
+    with pytest.raises(ValueError, match="unknown pooling 'max'.*auto, cls, mean"):
+        resolve_pooling("max", str(folder), config)
+
+
+def test_load_model_keeps_the_pooling_through_save_and_load(tmp_path, tiny_batch):
+    from nas_pruning.models import load_model
+    from nas_pruning.supernet import load_supernet, save_supernet
+
+    folder = tmp_path / "sentence"
+    tiny_model("bert").save_pretrained(folder)
+    (folder / "modules.json").write_text('[{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]')
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    model = load_model(str(folder), num_labels=2).eval()
+    assert model.config.classifier_pooling == "mean" and model.bert.pooler is None
+    assert load_model(str(folder), num_labels=2, pooling="cls").bert.pooler is not None
+    save_supernet(tmp_path / "sn", model, {"task": "rte"})
+    loaded, _ = load_supernet(tmp_path / "sn")
+    assert loaded.config.classifier_pooling == "mean" and loaded.bert.pooler is None
+    torch.testing.assert_close(logits(loaded, tiny_batch), logits(model, tiny_batch))
+
+
 def test_bad_inputs_get_clear_errors():
     model = tiny_model("bert")
     with pytest.raises(ValueError, match="shape"):
@@ -138,8 +200,10 @@ def test_minilm_loads_offline_classifies_glue_rows_and_extracts_exactly(glue_pat
     from nas_pruning.models import load_model, load_tokenizer
     from nas_pruning.tasks import encode, load_task, make_loader
 
-    model = load_model(num_labels=2).eval()
-    assert count_parameters(model) == 22_713_986  # all-MiniLM-L6-v2 (22.7 M) with a 2-class head
+    assert count_parameters(load_model(num_labels=2, pooling="cls")) == 22_713_986  # MiniLM + 2-class [CLS] head
+    model = load_model(num_labels=2).eval()  # auto: MiniLM declares mean pooling, so no pooler
+    assert model.config.classifier_pooling == "mean"
+    assert count_parameters(model) == 22_713_986 - (384 * 384 + 384)
     tokenizer = load_tokenizer()
     data = load_task("rte", glue_path, splits=("test",))
     data = type(data)(data.task, test=data.test.select(range(8)))
@@ -157,4 +221,6 @@ def test_minilm_loads_offline_classifies_glue_rows_and_extracts_exactly(glue_pat
     assert count_parameters(model, sub) == sum(p.numel() for p in small.parameters())
     assert main(["space", "--search-space", "small"]) == 0
     out = capsys.readouterr().out
-    assert "num_layers" in out and "smallest  parameter ratio 0.5336" in out
+    assert "num_layers" in out and "smallest  parameter ratio 0.5305" in out  # mean pooling: no pooler
+    assert main(["space", "--search-space", "small", "--pooling", "cls"]) == 0
+    assert "smallest  parameter ratio 0.5336" in capsys.readouterr().out

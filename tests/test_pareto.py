@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from nas_pruning.pareto import (
+    make_reference_point,
     DEFAULT_REFERENCE_POINT,
     final_results,
     hypervolume,
@@ -95,6 +96,21 @@ def test_points_outside_the_reference_box_contribute_nothing():
 def test_reference_point_is_in_normalised_space():
     assert hypervolume(np.array([[0.5, 0.5]]), reference_point=0.75) == pytest.approx(0.0625)
     assert hypervolume(np.array([[0.5, 0.5]]), reference_point=[1.0, 0.75]) == pytest.approx(0.125)
+
+
+def test_constant_predictors_add_no_hypervolume_under_the_trivial_reference():
+    # The sub-networks of every size that predict the majority class score the trivial error, 0.19 on MRPC.
+    constant = pd.DataFrame({"error": [0.19, 0.19, 0.19], "params": [0.5, 0.7, 1.0]})
+    reference = make_reference_point(reference="trivial", trivial_error=0.19)
+    assert reference == pytest.approx((0.19, 1.0))
+    assert hypervolume(constant, reference_point=reference) == 0.0
+    assert hypervolume(constant, reference_point=make_reference_point(reference="fixed")) == pytest.approx(0.81 * 0.5)
+    learned = pd.concat([constant, pd.DataFrame({"error": [0.09], "params": [0.6]})])
+    assert hypervolume(learned, reference_point=reference) == pytest.approx(0.10 * 0.4)
+    with pytest.raises(ValueError, match="needs the trivial predictor's error"):
+        make_reference_point(reference="trivial")
+    with pytest.raises(ValueError, match="unknown hypervolume reference 'best'.*trivial, fixed"):
+        make_reference_point(reference="best", trivial_error=0.1)
 
 
 def test_bounds_normalise_each_objective():

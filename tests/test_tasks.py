@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from nas_pruning.tasks import (
+    LengthGroupedBatchSampler,
     TASKS,
     Task,
     TaskData,
@@ -136,6 +137,31 @@ def test_spearman():
     assert stsb.metric([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(0.8)
     assert stsb.metric([[0.1], [0.2], [0.3], [0.9]], [1.0, 3.0, 2.0, 4.0]) == pytest.approx(0.8)
     assert stsb.metric([2.0, 2.0, 2.0], [1.0, 3.0, 2.0]) == 0.0
+
+
+def test_trivial_predictor_is_the_majority_class_or_a_constant():
+    rte, mrpc, stsb = get_task("rte"), get_task("mrpc"), get_task("stsb")
+    assert rte.trivial_prediction([1, 0, 1, 1]) == 1 and rte.trivial_prediction([0, 1]) == 0  # tie: lowest id
+    # Majority of the training labels, scored on other labels.
+    assert rte.trivial_metric([1, 1, 0], [1, 0, 0, 0]) == pytest.approx(0.25)
+    # "Always paraphrase" on MRPC: F1 = 2p / (1 + p) with p the share of positives.
+    assert mrpc.trivial_metric([1, 1, 0], [1, 1, 1, 0]) == pytest.approx(2 * 0.75 / 1.75)
+    assert mrpc.trivial_metric([0, 0, 1], [1, 1, 1, 0]) == 0.0
+    assert stsb.trivial_prediction([1.0, 2.0, 4.5]) == pytest.approx(2.5)
+    assert stsb.trivial_metric([1.0, 2.0], [0.5, 3.0, 4.0]) == 0.0  # a constant has no rank correlation
+    with pytest.raises(ValueError, match="no training labels"):
+        rte.trivial_prediction([])
+
+
+def test_gap_kept_measures_what_is_learned_beyond_the_trivial_predictor():
+    from nas_pruning.evaluation import Yardsticks
+
+    marks = Yardsticks(trivial_validation=0.8, trivial_test=0.812, unpruned_validation=0.9, unpruned_test=0.855)
+    assert marks.kept(0.8335) == pytest.approx(0.8335 / 0.855)
+    assert marks.gap_kept(0.8335) == pytest.approx(0.5)
+    assert marks.gap_kept(0.812) == 0.0 and marks.gap_kept(0.80) < 0
+    assert marks.gap_kept(0.85, split="validation") == pytest.approx(0.5)
+    assert np.isnan(Yardsticks(0.5, 0.5, 0.5, 0.4).gap_kept(0.45))
 
 
 def test_metric_checks_lengths():
@@ -435,3 +461,44 @@ def test_encode_regression_labels_are_float(tokenizer):
     batch = next(iter(make_loader(encoded.train, tokenizer, batch_size=16)))
     assert batch["labels"].dtype == torch.float32
     assert batch["labels"].tolist() == pytest.approx(col(data.train, "label"))
+
+
+def test_length_grouped_batches_hold_every_example_once_per_epoch_and_follow_the_seed():
+    lengths = np.random.RandomState(0).randint(5, 60, size=203).tolist()
+
+    def epochs(seed, n=2, **options):
+        sampler = LengthGroupedBatchSampler(lengths, 8, shuffle=True, generator=torch.Generator().manual_seed(seed),
+                                            **options)
+        return [list(sampler) for _ in range(n)]
+
+    runs = epochs(0, mega_batches=4)
+    for batches in runs:
+        assert sorted(i for batch in batches for i in batch) == list(range(203))
+        assert len(batches) == len(LengthGroupedBatchSampler(lengths, 8)) == 26
+        assert all(len(batch) == 8 for batch in batches if len(batch) != 203 % 8)
+    assert runs == epochs(0, mega_batches=4)  # deterministic per seed
+    assert runs[0] != runs[1] and runs[0] != epochs(1, mega_batches=4)[0]  # reshuffled per epoch and per seed
+    # Grouped: far less spread of lengths within a batch than random batches have.
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in runs[0]]
+    random_spread = [max(b) - min(b) for b in np.array_split(np.asarray(lengths), 26)]
+    assert np.mean(spread) < np.mean(random_spread) / 3
+    # In order: sorted by length, longest first.
+    ordered = [i for batch in LengthGroupedBatchSampler(lengths, 8) for i in batch]
+    assert [lengths[i] for i in ordered] == sorted(lengths, reverse=True)
+    with pytest.raises(ValueError, match="batch_size and mega_batches must be >= 1"):
+        LengthGroupedBatchSampler(lengths, 0)
+
+
+def test_make_loader_by_length_pads_less_and_keeps_every_example(tokenizer):
+    ids = [[101] + [7] * n + [102] for n in np.random.RandomState(1).randint(1, 40, size=50)]
+    data = datasets.Dataset.from_dict(
+        {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "labels": list(range(50))}
+    )
+    padded = {by_length: sum(b["input_ids"].numel() for b in make_loader(data, tokenizer, 8, by_length=by_length))
+              for by_length in (False, True)}
+    assert padded[True] < padded[False]
+    for shuffle in (False, True):
+        loader = make_loader(data, tokenizer, 8, shuffle=shuffle, seed=3, by_length=True)
+        assert sorted(label for b in loader for label in b["labels"].tolist()) == list(range(50))
+    with pytest.raises(ValueError, match="batching by length needs an encoded dataset with `input_ids`"):
+        make_loader(data.remove_columns("input_ids"), tokenizer, 8, by_length=True)

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
+import torch
 from conftest import random_batches, tiny_model
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.experiments import load_experiment
 
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend, ask_tell_search
-from nas_pruning.evaluation import evaluate
+from nas_pruning.evaluation import SharedEmbeddings, evaluate, predict
 from nas_pruning.models import extract_subnetwork
 from nas_pruning.optimizers import OPTIMIZERS, make_scheduler
 from nas_pruning.runtimes import LatencyMeter, LatencySpec
@@ -102,3 +103,40 @@ def test_ask_tell_without_tuner(evaluator):
     assert len(table) == 8
     assert table.loc[0, "params"] == 1.0
     assert np.all(np.diff(table["elapsed"]) >= 0)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_shared_embeddings_give_the_plain_evaluation_and_embed_each_batch_once(family):
+    model = tiny_model(family, num_labels=2)
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for length in (10, 7, 4):  # padded batches, as sorted by length
+        ids = torch.randint(3, 60, (6, length), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[::2, length // 2 :] = 0
+        ids[mask == 0] = model.config.pad_token_id
+        batches.append({"input_ids": ids, "attention_mask": mask, "labels": ids[:, 1] % 2})
+    space = get_search_space("small", model.config)
+    evaluator = SubnetworkEvaluator(model, space, batches, get_task("mrpc"))
+    calls = []
+    embeddings = model.base_model.embeddings
+    hook = embeddings.register_forward_hook(lambda module, args, output: calls.append(output))
+    configs = [{"num_layers": 3, "num_heads": 4, "num_units": 12}, {"num_layers": 2, "num_heads": 1, "num_units": 5},
+               {"num_layers": 1, "num_heads": 3, "num_units": 1}]
+    shared = [evaluator(config) for config in configs]
+    assert len(calls) == len(batches)  # embedded once, reused by the other sub-networks
+    hook.remove()
+    assert model.base_model.embeddings is embeddings  # the real layer is back
+    for config, result in zip(configs, shared):
+        plain = evaluate(model, batches, evaluator.task, space.to_subnetwork(config))
+        assert result["metric"] == plain["metric"] and result["error"] == plain["error"]
+        logits, _ = predict(model, batches, space.to_subnetwork(config))
+        with evaluator._embeddings.installed(model):
+            cached, _ = predict(model, batches, space.to_subnetwork(config))
+        np.testing.assert_array_equal(cached, logits)
+
+
+def test_shared_embeddings_refuse_a_training_model():
+    with pytest.raises(ValueError, match="shared embeddings need a model in eval mode"):
+        with SharedEmbeddings().installed(tiny_model().train()):
+            pass

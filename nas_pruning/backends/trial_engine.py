@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
+from nas_pruning.arguments import non_negative_float, positive_float
 from nas_pruning.backends.ray_tasks import import_ray, threads_for
 
 if TYPE_CHECKING:
@@ -117,11 +118,12 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
         "or HOST:6379); implies --ray",
     )
     group.add_argument(
-        "--cpus-per-trial", type=float, default=None, metavar="C",
+        "--cpus-per-trial", type=positive_float, default=None, metavar="C",
         help="CPUs Ray reserves per trial, also its torch threads (default 1)",
     )  # fmt: skip
     group.add_argument(
-        "--gpus-per-trial", type=float, default=None, metavar="G", help="GPUs Ray reserves per trial (default 0)"
+        "--gpus-per-trial", type=non_negative_float, default=None, metavar="G",
+        help="GPUs Ray reserves per trial (default 0)",
     )
 
 

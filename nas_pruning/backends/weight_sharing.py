@@ -28,7 +28,7 @@ from syne_tune.optimizer.scheduler import TrialScheduler
 from torch import nn
 from tqdm.auto import tqdm
 
-from nas_pruning.evaluation import evaluate
+from nas_pruning.evaluation import SharedEmbeddings, evaluate
 from nas_pruning.models import count_parameters
 from nas_pruning.runtimes import LatencyMeter
 from nas_pruning.search_spaces import SearchSpace
@@ -38,9 +38,12 @@ from nas_pruning.tasks import Task
 class SubnetworkEvaluator:
     """Objectives of search-space configs, evaluated with shared weights.
 
-    model: the trained super-network (kept resident, put in eval mode).
+    model: the trained super-network (kept resident, put in eval mode; its weights
+        must not change while the evaluator is in use).
     search_space: the space the configs come from.
-    batches: validation batches (dicts of tensors with `labels`), kept resident.
+    batches: validation batches (dicts of tensors with `labels`), kept resident on the
+        model's device; batches sorted by length (`make_loader(..., by_length=True)`)
+        waste the least compute on padding.
     task: gives the metric; `error` = 1 - metric.
     latency: if given, each evaluation also reports `latency`, measured on the
         extracted sub-network (see nas_pruning.runtimes.LatencyMeter; replicas share its cache).
@@ -56,15 +59,20 @@ class SubnetworkEvaluator:
     ) -> None:
         self.model = model.eval()
         self.search_space = search_space
-        self.batches = list(batches)
+        device = next(model.parameters()).device
+        self.batches = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
         self.task = task
         self.latency = latency
         self._full_params = count_parameters(model)
+        # Every sub-network keeps the whole hidden size (select_subnetwork prunes no
+        # hidden dimensions), so all share the embedding layer's output on a batch.
+        self._embeddings = SharedEmbeddings()
 
     def __call__(self, config: dict[str, Any]) -> dict[str, float]:
         start = time.perf_counter()
         sub = self.search_space.to_subnetwork(config)
-        scores = evaluate(self.model, self.batches, self.task, sub)
+        with self._embeddings.installed(self.model):
+            scores = evaluate(self.model, self.batches, self.task, sub)
         result = {
             "error": scores["error"],
             "metric": scores["metric"],
@@ -79,6 +87,7 @@ class SubnetworkEvaluator:
         """An evaluator over its own copy of the model (data tensors are shared, read-only)."""
         clone = copy.copy(self)
         clone.model = copy.deepcopy(self.model)
+        clone._embeddings = SharedEmbeddings()  # one per replica: threads must not fill one cache at once
         return clone
 
 

@@ -18,8 +18,9 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from transformers import AutoConfig
+from transformers import PretrainedConfig
 
+from nas_pruning.arguments import non_negative_int, output_folder, positive_float, positive_int, ratio
 from nas_pruning.backends.trial_engine import add_ray_arguments, ray_options
 from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.head_pruning import head_pruning
@@ -27,7 +28,8 @@ from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import COSTS, DEFAULT_BUDGETS, retraining_free
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.models import load_model, load_tokenizer
-from nas_pruning.models.loading import resolve_model_path
+from nas_pruning.files import stored_path
+from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP, load_config, max_sequence_length
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet
 from nas_pruning.tasks import TASKS, get_task
@@ -43,13 +45,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     nas = methods.add_parser("standard-nas", help="fine-tune every SMALL-space candidate on its own (Syne Tune)")
     _add_common_arguments(nas, model_help="pre-trained model name or folder (default: bundled all-MiniLM-L6-v2)")
     nas.add_argument("--optimizer", default="moasha", choices=list(OPTIMIZERS))
-    nas.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per candidate")
-    nas.add_argument("--learning-rate", type=float, default=2e-5)
-    nas.add_argument("--max-trials", type=int, default=None, help="stop once this many candidates finished")
-    nas.add_argument("--max-time", type=float, default=None, help="time limit in seconds")
-    nas.add_argument("--workers", type=int, default=1, help="candidates trained in parallel")
+    nas.add_argument("--epochs", type=positive_int, default=5, help="fine-tuning epochs per candidate")
+    nas.add_argument("--learning-rate", type=positive_float, default=2e-5)
+    nas.add_argument("--max-trials", type=positive_int, default=None, help="stop once this many candidates finished")
+    nas.add_argument("--max-time", type=positive_float, default=None, help="time limit in seconds")
+    nas.add_argument("--workers", type=positive_int, default=1, help="candidates trained in parallel")
     nas.add_argument(
-        "--split-seed", type=int, default=None,
+        "--split-seed", type=non_negative_int, default=None,
         help="seeds the 70/30 train/validation split (default: --seed); give the split seed of the fine-tuned "
              "model the other baselines start from, so that all are scored on the same validation examples",
     )
@@ -58,8 +60,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     heads = methods.add_parser("head-pruning", help="iterative gradient-importance head pruning (Michel et al.)")
     _add_common_arguments(heads, model_help=_FINETUNED_HELP, model_required=True)
-    heads.add_argument("--heads-per-step", type=int, default=None, help="default: 10%% of all heads")
-    heads.add_argument("--num-examples", type=int, default=512, help="training examples for the importance")
+    heads.add_argument("--heads-per-step", type=positive_int, default=None, help="default: 10%% of all heads")
+    heads.add_argument("--num-examples", type=positive_int, default=512, help="training examples for the importance")
     heads.add_argument("--no-normalize", action="store_true", help="skip the per-layer L2 normalisation")
     _add_finetune_arguments(heads)
     heads.set_defaults(func=_run_head_pruning)
@@ -72,12 +74,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     free = methods.add_parser("retraining-free", help="Fisher mask search, rearrangement and tuning (Kwon et al.)")
     _add_common_arguments(free, model_help=_FINETUNED_HELP, model_required=True)
     free.add_argument(
-        "--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
+        "--budgets", type=ratio, nargs="+", default=list(DEFAULT_BUDGETS),
         help="fractions of the heads' and FFN units' cost to keep",
     )
     free.add_argument("--cost", default="params", choices=COSTS, help="what the budget counts")
-    free.add_argument("--seq-len", type=int, default=128, help="sequence length of the FLOPs cost")
-    free.add_argument("--num-examples", type=int, default=2048, help="sample size for Fisher and mask tuning")
+    free.add_argument("--seq-len", type=positive_int, default=128, help="sequence length of the FLOPs cost")
+    free.add_argument("--num-examples", type=positive_int, default=2048, help="sample size for Fisher and mask tuning")
     free.add_argument("--no-rearrange", action="store_true", help="skip mask rearrangement")
     free.add_argument("--no-tune", action="store_true", help="skip mask tuning")
     free.set_defaults(func=_run_retraining_free)
@@ -89,32 +91,41 @@ _FINETUNED_HELP = "folder of a model fine-tuned on the task (`nas-pruning finetu
 def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, model_required: bool = False) -> None:
     parser.add_argument("--task", required=True, help="GLUE task: " + ", ".join(TASKS))
     parser.add_argument("--model", required=model_required, default=None, help=model_help)
+    parser.add_argument("--pooling", default="auto", choices=POOLING_CHOICES, help=POOLING_HELP)
     parser.add_argument(
         "--data-dir", default=None, help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the hub"
     )
     parser.add_argument(
-        "--seed", type=int, default=None,
+        "--seed", type=non_negative_int, default=None,
         help="seeds the method (importance samples, re-fine-tuning); default: the fine-tuned model's split seed, "
              "else 0. The 70/30 train/validation split is always the model's, so its validation data stays unseen",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument(
-        "--max-length", type=int, default=None, help="tokens per example (default: the model's, else 128)"
+        "--max-length", type=positive_int, default=None,
+        help="tokens per example (default: the fine-tuned model's, else 128 or the model's maximum if shorter)"
     )
-    parser.add_argument("--max-train-examples", type=int, default=None, help="use a random subset of the train part")
     parser.add_argument(
-        "--max-validation-examples", type=int, default=None, help="score on a random validation subset of this size"
+        "--max-train-examples", type=positive_int, default=None, help="use a random subset of the train part"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument("--output-dir", default=None, help="default: baselines/<task>-<method>-seed<seed>")
+    parser.add_argument(
+        "--max-validation-examples", type=positive_int, default=None,
+        help="score on a random validation subset of this size"
+    )
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--output-dir", type=output_folder, default=None, help="default: baselines/<task>-<method>-seed<seed>"
+    )
     parser.add_argument(
         "--save-models", action="store_true", help="also save every pruned model under output-dir/models"
     )
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--finetune-epochs", type=int, default=0, help="re-fine-tune every pruned model (0: no)")
-    parser.add_argument("--learning-rate", type=float, default=2e-5, help="of the re-fine-tuning")
+    parser.add_argument(
+        "--finetune-epochs", type=non_negative_int, default=0, help="re-fine-tune every pruned model (0: no)"
+    )
+    parser.add_argument("--learning-rate", type=positive_float, default=2e-5, help="of the re-fine-tuning")
 
 
 class _Run:
@@ -127,10 +138,18 @@ class _Run:
         self.split_seed = split.get("split_seed", args.seed if args.seed is not None else 0)
         self.seed = args.seed if args.seed is not None else self.split_seed
         self.data_dir = args.data_dir or split.get("data_dir")
-        self.max_length = args.max_length or split.get("max_length", 128)
+        config = load_config(args.model)  # a missing model folder is one clear line, before any work
+        longest = max_sequence_length(config)
+        self.max_length = args.max_length or split.get("max_length", min(128, longest))
         self.output_dir = Path(args.output_dir or f"baselines/{args.task}-{args.baseline}-seed{self.seed}")
         self.results_path = self.output_dir / "results.csv"
         self.models_dir = self.output_dir / "models" if args.save_models else None
+        if self.max_length > longest:
+            raise ValueError(
+                f"--max-length must be at most {longest} for {args.model or 'the default model'}, got {self.max_length}"
+            )
+        if args.baseline != "standard-nas":  # the others start from a model fine-tuned on the task
+            self.check_finetuned_model(config)
 
     def data(self) -> BaselineData:
         return load_baseline_data(
@@ -145,13 +164,33 @@ class _Run:
         if Path(path, INFO_FILE).is_file():
             return load_supernet(path)[0]
         task = get_task(self.args.task)
-        outputs = AutoConfig.from_pretrained(resolve_model_path(path), trust_remote_code=True).num_labels
-        if outputs != task.num_labels:
+        return load_model(
+            path, num_labels=task.num_labels, is_regression=task.is_regression, pooling=self.args.pooling
+        ).eval()
+
+    def check_finetuned_model(self, config: PretrainedConfig) -> None:
+        """Refuse, before any work, a model that is not fine-tuned on the task: one recorded for
+        another task (supernet.json, or config.json's `finetuning_task`), one without a
+        classification head, or one with another number of outputs."""
+        path, task = self.args.model, get_task(self.args.task)
+        info = Path(path, INFO_FILE)
+        recorded = getattr(config, "finetuning_task", None)
+        if info.is_file():
+            recorded = json.loads(info.read_text()).get("task")
+        advice = f"pass a model fine-tuned on {task.name!r} (e.g. by `nas-pruning finetune --strategy standard`)"
+        if recorded is not None and _task_name(recorded) != task.name:
+            raise ValueError(f"{path} was fine-tuned on {recorded!r}, not on {task.name!r}: {advice}")
+        heads = [name for name in config.architectures or [] if name.endswith("ForSequenceClassification")]
+        if recorded is None and not heads:
             raise ValueError(
-                f"{path} has {outputs} outputs but task {task.name!r} needs {task.num_labels}: "
-                f"pass a model fine-tuned on the task (e.g. by `nas-pruning finetune --strategy standard`)"
+                f"{path} has no trained classification head (architectures {config.architectures}): {advice}"
             )
-        return load_model(path, num_labels=task.num_labels, is_regression=task.is_regression).eval()
+        if config.num_labels != task.num_labels:
+            kind = "regression" if task.is_regression else f"{task.num_labels}-class classification"
+            raise ValueError(
+                f"{path} has {config.num_labels} outputs but task {task.name!r} needs {task.num_labels} ({kind}): "
+                f"{advice}"
+            )
 
     def finetune_config(self) -> TrainingConfig | None:
         if self.args.finetune_epochs <= 0:
@@ -166,11 +205,23 @@ class _Run:
         print(f"results: {self.results_path}")
 
 
+def _task_name(name: str) -> str:
+    """The registry name of a recorded task (older records may use another spelling)."""
+    try:
+        return get_task(name).name
+    except ValueError:
+        return name
+
+
 def _split_of(model: str | None) -> dict[str, Any]:
     """The data settings a fine-tuned model folder recorded (supernet.json), if any."""
     if model is None or not Path(model, INFO_FILE).is_file():
         return {}
-    return json.loads(Path(model, INFO_FILE).read_text()).get("data", {})
+    info = Path(model, INFO_FILE)
+    split = json.loads(info.read_text()).get("data", {})
+    if split.get("data_dir") is not None:
+        split["data_dir"] = stored_path(split["data_dir"], info)
+    return split
 
 
 def _run_head_pruning(args: argparse.Namespace) -> None:
@@ -207,7 +258,7 @@ def _run_standard_nas(args: argparse.Namespace) -> None:
     if args.save_models:
         raise ValueError("standard-nas does not keep its candidates; --save-models applies to the other baselines")
     results = standard_nas(
-        args.task, model=args.model, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
+        args.task, model=args.model, pooling=args.pooling, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
         max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, split_seed=args.split_seed,
         data_dir=run.data_dir, batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_train_examples=args.max_train_examples,

@@ -102,7 +102,7 @@ def head_pruning(
     table = ResultsTable("head_pruning" + ("+finetune" if finetune else ""), results_path, models_dir)
     dims = get_adapter(model).dims(model.config)
     total_heads = dims.num_layers * dims.num_heads
-    heads_per_step = heads_per_step or math.ceil(0.1 * total_heads)
+    heads_per_step = math.ceil(0.1 * total_heads) if heads_per_step is None else heads_per_step
     full = count_parameters(model)
     batches = data.sample(num_examples)
 

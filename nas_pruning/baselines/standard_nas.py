@@ -60,6 +60,7 @@ SEARCH_SPACE = "small"
 TRIAL_SETTINGS: dict[str, tuple[type, Any]] = {
     "task": (str, None),
     "model": (str, None),
+    "pooling": (str, "auto"),
     "epochs": (int, 5),
     "seed": (int, 0),
     "split_seed": (int, None),
@@ -89,7 +90,10 @@ def train_candidate(config: dict[str, Any], checkpoint_dir: str | os.PathLike | 
         max_validation_examples=config.get("max_validation_examples"), max_length=config["max_length"],
     )
     torch.manual_seed(config["seed"])  # the new classification head
-    pretrained = load_model(config["model"], num_labels=data.task.num_labels, is_regression=data.task.is_regression)
+    pretrained = load_model(
+        config["model"], num_labels=data.task.num_labels, is_regression=data.task.is_regression,
+        pooling=config.get("pooling", "auto"),
+    )
     space = get_search_space(SEARCH_SPACE, pretrained.config)
     sub = space.to_subnetwork({name: config[name] for name in space.config_space})
     params = parameter_ratio(pretrained, sub)
@@ -116,6 +120,7 @@ def standard_nas(
     task: str,
     model: str | None = None,
     optimizer: str | TrialScheduler = "moasha",
+    pooling: str = "auto",
     epochs: int = 5,
     max_trials: int | None = None,
     max_wallclock_time: float | None = None,
@@ -139,6 +144,7 @@ def standard_nas(
     """Run standard NAS over the SMALL space of `model` on `task` with Syne Tune.
 
     model: pre-trained checkpoint (hub name or folder); None: all-MiniLM-L6-v2.
+    pooling: what every candidate's classifier reads ("auto" | "cls" | "mean", see load_model).
     optimizer: a name of `nas_pruning.optimizers.OPTIMIZERS` or a Syne Tune scheduler
         (built over this function's config space). "moasha" gets max_t = epochs.
     epochs: fine-tuning epochs of every candidate (its largest fidelity).
@@ -170,7 +176,7 @@ def standard_nas(
     model_path = resolve_model_path(model)
     space = get_search_space(SEARCH_SPACE, AutoConfig.from_pretrained(model_path, trust_remote_code=True))
     settings = {
-        "task": task, "model": model_path, "epochs": epochs, "seed": seed, "split_seed": split_seed,
+        "task": task, "model": model_path, "pooling": pooling, "epochs": epochs, "seed": seed, "split_seed": split_seed,
         "data_dir": data_dir, "batch_size": batch_size, "learning_rate": learning_rate,
         "max_train_examples": max_train_examples,
         "max_validation_examples": max_validation_examples, "max_length": max_length,

@@ -11,6 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from nas_pruning.arguments import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    positive_float,
+    positive_int,
+)
 from nas_pruning.backends.trial_engine import add_ray_arguments, ray_options
 from nas_pruning.cofi.config import SEARCHED_SETTINGS, CoFiConfig
 from nas_pruning.cofi.divergence import TrainingDiverged
@@ -30,7 +38,7 @@ def add_commands(subparsers) -> None:
         "checkpoints in OUTPUT_DIR/checkpoint let an interrupted run resume.",
     )
     CoFiConfig.add_arguments(cofi)
-    cofi.add_argument("--output-dir", type=Path, default=Path("cofi-output"), help="results folder")
+    cofi.add_argument("--output-dir", type=output_folder, default=Path("cofi-output"), help="results folder")
     cofi.set_defaults(func=cmd_cofi)
 
     search = subparsers.add_parser(
@@ -43,17 +51,21 @@ def add_commands(subparsers) -> None:
     )
     CoFiConfig.add_arguments(search, exclude=SEARCHED_SETTINGS)
     search.add_argument("--aux-tasks", default=None, help="comma-separated auxiliary tasks to choose from")
-    search.add_argument("--sparsity-range", type=float, nargs=2, default=(0.5, 0.97), metavar=("LOW", "HIGH"))
-    search.add_argument("--lambda-delta-range", type=float, nargs=2, default=(1e-4, 1.0), metavar=("LOW", "HIGH"))
+    search.add_argument("--sparsity-range", type=fraction, nargs=2, default=(0.5, 0.97), metavar=("LOW", "HIGH"))
+    search.add_argument(
+        "--lambda-delta-range", type=non_negative_float, nargs=2, default=(1e-4, 1.0), metavar=("LOW", "HIGH")
+    )
     search.add_argument("--couplings", default=",".join(COUPLINGS), help="comma-separated couplings to choose from")
     search.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to choose from")
     search.add_argument("--transfers", default=",".join(TRANSFERS), help="comma-separated transfer choices")
     search.add_argument("--optimizer", default="moasha", help="name from nas_pruning.optimizers (default moasha)")
-    search.add_argument("--n-trials", type=int, default=20)
-    search.add_argument("--n-workers", type=int, default=1, help="trials run in parallel")
-    search.add_argument("--max-wallclock-time", type=float, default=None, help="seconds after which no trial starts")
-    search.add_argument("--search-seed", type=int, default=0, help="seed of the optimizer")
-    search.add_argument("--output-dir", type=Path, default=Path("cofi-search"), help="results folder")
+    search.add_argument("--n-trials", type=positive_int, default=20)
+    search.add_argument("--n-workers", type=positive_int, default=1, help="trials run in parallel")
+    search.add_argument(
+        "--max-wallclock-time", type=positive_float, default=None, help="seconds after which no trial starts"
+    )
+    search.add_argument("--search-seed", type=non_negative_int, default=0, help="seed of the optimizer")
+    search.add_argument("--output-dir", type=output_folder, default=Path("cofi-search"), help="results folder")
     add_ray_arguments(search)
     search.set_defaults(func=cmd_cofi_search)
 

@@ -9,14 +9,34 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from nas_pruning.arguments import fraction, non_negative_float, number, positive_float
 from nas_pruning.cofi.masks import KINDS, check_kinds
 from nas_pruning.cofi.transfer import COUPLINGS, DELTA_PENALTIES, STAGES, TRANSFERS, check_choice
+from nas_pruning.models.loading import POOLING_HELP
 from nas_pruning.tasks import get_task
 
 #: The target -> auxiliary pairs of the benchmark (all data in shared/data/glue).
-DEFAULT_AUXILIARY = {"rte": "qnli", "mrpc": "stsb", "cola": "sst2"}
+DEFAULT_AUXILIARY = {"rte": "qnli", "mrpc": "stsb", "cola": "sst2", "stsb": "mrpc", "sst2": "cola"}
 #: The settings a CoFi-transfer search varies; the others are fixed per search.
 SEARCHED_SETTINGS = ("target_sparsity", "coupling", "lambda_delta", "aux_task", "stage", "transfer")
+
+
+# Accepted ranges, checked on creation and, for the command line, while parsing.
+_AT_LEAST = {
+    "target_examples": 1, "max_aux_examples": 1, "max_eval_examples": 1, "teacher_epochs": 0,
+    "prune_epochs": 1, "finetune_epochs": 0, "max_length": 8, "batch_size": 1,
+    "latency_batch_size": 1, "latency_seq_len": 1, "latency_repeats": 1, "num_threads": 1,
+}  # fmt: skip
+_POSITIVE = ("teacher_learning_rate", "learning_rate", "finetune_learning_rate", "gate_learning_rate",
+             "lambda_learning_rate", "distill_temperature")  # fmt: skip
+_NON_NEGATIVE = ("lambda_delta", "task_loss_weight", "logit_distill_weight", "layer_distill_weight", "aux_weight")
+_PARSERS = {
+    **{name: number(int, lowest) for name, lowest in _AT_LEAST.items()},
+    **{name: positive_float for name in _POSITIVE},
+    **{name: non_negative_float for name in _NON_NEGATIVE},
+    "target_sparsity": fraction,
+    "sparsity_warmup": number(float, 0, 1),
+}
 
 
 def _setting(default, help: str, alias: str | None = None):
@@ -39,6 +59,7 @@ class CoFiConfig:
     stage: str = _setting("both", f"stage(s) that use the auxiliary task: {', '.join(STAGES)}")
     transfer: str = _setting("both", f"what the auxiliary task trains: {', '.join(TRANSFERS)}")
     model: str | None = _setting(None, "Hugging Face BERT/RoBERTa name or folder (default: bundled MiniLM)")
+    pooling: str = _setting("auto", POOLING_HELP)
     data_dir: str | None = _setting(None, "folder of GLUE TSVs (default: $GLUE_DIR, else the hub)")
     seed: int = _setting(0, "seed of data splits, sampling, initialisation and shuffling")
     max_length: int = _setting(128, "tokens per example (longer texts are truncated)")
@@ -95,20 +116,14 @@ class CoFiConfig:
         self._check_ranges()
 
     def _check_ranges(self) -> None:
-        at_least = {
-            "target_examples": 1, "max_aux_examples": 1, "max_eval_examples": 1, "teacher_epochs": 0,
-            "prune_epochs": 1, "finetune_epochs": 0, "max_length": 8, "batch_size": 1,
-            "latency_batch_size": 1, "latency_seq_len": 1, "latency_repeats": 1, "num_threads": 1,
-        }  # fmt: skip
-        for name, lowest in at_least.items():
+        for name, lowest in _AT_LEAST.items():
             value = getattr(self, name)
             if value is not None and value < lowest:
                 raise ValueError(f"{name} must be at least {lowest}, got {value}")
-        for name in ("teacher_learning_rate", "learning_rate", "finetune_learning_rate", "gate_learning_rate",
-                     "lambda_learning_rate", "distill_temperature"):  # fmt: skip
+        for name in _POSITIVE:
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)}")
-        for name in ("lambda_delta", "task_loss_weight", "logit_distill_weight", "layer_distill_weight", "aux_weight"):
+        for name in _NON_NEGATIVE:
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)}")
         if not 0.0 <= self.sparsity_warmup <= 1.0:
@@ -150,7 +165,7 @@ class CoFiConfig:
             parser.add_argument(
                 *flags,
                 dest=item.name,
-                type=_parser_for(hints[item.name]),
+                type=_parser_for(hints[item.name], _PARSERS.get(item.name)),
                 default=item.default,
                 help=text if "default" in text else f"{text} (default: {shown})",  # some say what None means
             )
@@ -165,8 +180,9 @@ class CoFiConfig:
         return [item.name for item in dataclasses.fields(cls)]
 
 
-def _parser_for(hint):
-    """A string -> value parser for a field type; 'none' means None for optional fields."""
+def _parser_for(hint, checked=None):
+    """A string -> value parser for a field type ('none' means None for optional fields);
+    `checked`: a range-checking parser of `nas_pruning.arguments` to use for other values."""
     optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
     base = next(arg for arg in typing.get_args(hint) if arg is not type(None)) if optional else hint
     if typing.get_origin(base) is tuple:
@@ -175,7 +191,7 @@ def _parser_for(hint):
     def parse(text: str):
         if optional and text.lower() == "none":
             return None
-        return base(text)
+        return base(text) if checked is None else checked(text)
 
-    parse.__name__ = getattr(base, "__name__", "value")
+    parse.__name__ = getattr(checked or base, "__name__", "value")
     return parse

@@ -176,8 +176,13 @@ def _scale_norm(norm: nn.LayerNorm, scale: torch.Tensor) -> None:
 
 def extract_gated(model: nn.Module, gates: GateValues) -> nn.Module:
     """The standalone pruned model that computes what `model` computes under `gates`:
-    a copy with the gate values folded in, restricted to the kept structures."""
+    a copy with the gate values folded in, restricted to the kept structures.
+
+    Leaves the global random number generators as they were: building the smaller
+    model initialises weights it then overwrites, and a run that extracts (to score
+    the would-be export) must train as if it had not."""
     folded = copy.deepcopy(model)
     fold_gates(folded, gates)
     dims = get_adapter(model).dims(model.config)
-    return extract_subnetwork(folded, gates.to_subnetwork(dims))
+    with torch.random.fork_rng():
+        return extract_subnetwork(folded, gates.to_subnetwork(dims))

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nas_pruning.cofi.checkpoint import RunCheckpoint
+from nas_pruning.cofi.checkpoint import RunCheckpoint, rng_state, set_rng_state
 from nas_pruning.cofi.config import CoFiConfig
 from nas_pruning.cofi.data import TransferData, load_transfer_data
 from nas_pruning.cofi.finetuning import FineTuner
@@ -37,6 +37,7 @@ from nas_pruning.cofi.teacher import load_or_train_teacher, teacher_path
 from nas_pruning.cofi.transfer import MultiTaskModel
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import count_parameters, get_adapter, load_tokenizer
+from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.tasks import get_task
 
 MODEL_FOLDER = "model"
@@ -61,6 +62,11 @@ def run_cofi(
     if a loss becomes NaN.
     """
     torch.set_num_threads(config.num_threads or os.cpu_count())
+    longest = max_sequence_length(load_config(config.model))  # also: a missing model is one clear line
+    if config.max_length > longest:
+        raise ValueError(
+            f"max_length must be at most {longest} (the model's position embeddings), got {config.max_length}"
+        )
     return CoFiRun(config, Path(output_dir), report, RunCheckpoint(checkpoint_dir, config), progress).run()
 
 
@@ -111,6 +117,11 @@ class CoFiRun:
             pruned = self.checkpoint.load_pruned(self.data.task).to(self.device)
         return self._finetune(pruned, state)
 
+    def _save_state(self, stage: str, epoch: int, training: dict) -> None:
+        """Checkpoint the end of `epoch` of `stage`; the RNG states make the continuation exact."""
+        state = {"stage": stage, "epoch": epoch, "training": training, "rng": rng_state(), "history": self.history}
+        self.checkpoint.save(state)
+
     # -- stages -----------------------------------------------------------------
     def _prune(self, state: dict | None) -> nn.Module:
         config = self.config
@@ -122,6 +133,7 @@ class CoFiRun:
         start = 0
         if state is not None:
             pruner.load_training_state(state["training"])
+            set_rng_state(state["rng"])
             start = state["epoch"]
         pruned = None
         for epoch in range(start, config.prune_epochs):
@@ -133,14 +145,11 @@ class CoFiRun:
             pruned = extract_gated(model.target, gates)
             last = epoch + 1 == config.prune_epochs and not config.finetune_epochs
             row = self._score("prune", epoch + 1, pruned, losses, last=last)
-            self.checkpoint.save(
-                {"stage": "prune", "epoch": epoch + 1, "training": pruner.training_state(), "history": self.history}
-            )
+            self._save_state("prune", epoch + 1, pruner.training_state())
             self._report(row)
         if pruned is None:  # resumed after the last pruning epoch's checkpoint
             pruned = extract_gated(model.target, pruner.deterministic_gates())
         self.checkpoint.save_pruned(pruned)
-        self.checkpoint.save({"stage": "finetune", "epoch": 0, "training": None, "history": self.history})
         return pruned
 
     def _finetune(self, pruned: nn.Module, state: dict | None) -> dict:
@@ -156,8 +165,12 @@ class CoFiRun:
             aux_weight=config.aux_weight,
         )
         start = 0
-        if state is not None and state["training"] is not None:
+        if state is None:
+            # The stage's starting point (a new auxiliary head draws from the RNG): resuming starts here exactly.
+            self._save_state("finetune", 0, tuner.state_dict())
+        else:
             tuner.load_state_dict(state["training"])
+            set_rng_state(state["rng"])
             start = state["epoch"]
         for epoch in range(start, config.finetune_epochs):
             aux = self._aux_batches(config.prune_epochs + epoch) if model.auxiliary is not None else None
@@ -170,9 +183,7 @@ class CoFiRun:
             last = epoch + 1 == config.finetune_epochs
             row = self._score("finetune", config.prune_epochs + epoch + 1, model.target, {"loss": loss}, last=last)
             if not last:
-                self.checkpoint.save(
-                    {"stage": "finetune", "epoch": epoch + 1, "training": tuner.state_dict(), "history": self.history}
-                )
+                self._save_state("finetune", epoch + 1, tuner.state_dict())
             self._report(row)
         self.checkpoint.clear()
         return self.history[-1]
@@ -217,7 +228,7 @@ class CoFiRun:
         result = {
             "config": self.config.to_dict(),
             "result": self.history[-1],
-            "model_dir": str(self.output_dir / MODEL_FOLDER),
+            "model_dir": str((self.output_dir / MODEL_FOLDER).resolve()),
         }
         (self.output_dir / "result.json").write_text(json.dumps(result, indent=2))
 

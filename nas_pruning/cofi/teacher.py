@@ -32,7 +32,7 @@ def teacher_path(config: CoFiConfig) -> Path:
     """Where the teacher of `config` is cached."""
     key = {
         name: getattr(config, name)
-        for name in ("model", "task", "target_examples", "seed", "max_length", "batch_size", "data_dir",
+        for name in ("model", "pooling", "task", "target_examples", "seed", "max_length", "batch_size", "data_dir",
                      "teacher_epochs", "teacher_learning_rate")
     }  # fmt: skip
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -46,7 +46,7 @@ def load_or_train_teacher(config: CoFiConfig, data: TransferData, device, progre
     if (path / "config.json").exists():
         return load_model(str(path), task.num_labels, task.is_regression).to(device).eval()
     torch.manual_seed(config.seed)
-    model = load_model(config.model, task.num_labels, task.is_regression).to(device)
+    model = load_model(config.model, task.num_labels, task.is_regression, pooling=config.pooling).to(device)
     trainer = FineTuner(MultiTaskModel(model), config.teacher_learning_rate)
     for epoch in range(config.teacher_epochs):
         trainer.train_epoch(

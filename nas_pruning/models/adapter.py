@@ -49,7 +49,8 @@ class ArchitectureAdapter:
       model_types: the Hugging Face `config.model_type` values the adapter serves,
       base_prefix: attribute of the sequence classifier holding the encoder model,
       outer_params: regex -> roles for every parameter outside the encoder layers,
-      pruned_config_class / pruned_model_class: the standalone pruned classes.
+      pruned_config_class / pruned_model_class: the standalone pruned classes,
+      model_class: the sequence classifier honouring `config.classifier_pooling`.
     """
 
     model_types: ClassVar[tuple[str, ...]] = ()
@@ -57,6 +58,7 @@ class ArchitectureAdapter:
     outer_params: ClassVar[dict[str, Roles]] = {}
     pruned_config_class: ClassVar[type] = None
     pruned_model_class: ClassVar[type] = None
+    model_class: ClassVar[type] = None
 
     def __init__(self) -> None:
         self._layer_re = re.compile(rf"^{self.base_prefix}\.encoder\.layer\.(\d+)\.(.+)$")
@@ -65,8 +67,12 @@ class ArchitectureAdapter:
     def dims(self, config) -> ModelDims:
         return ModelDims.from_config(config)
 
+    def base_model(self, model: nn.Module) -> nn.Module:
+        """The encoder model under the task head (`model.bert`, `model.roberta`): embeddings and encoder."""
+        return getattr(model, self.base_prefix)
+
     def encoder(self, model: nn.Module) -> nn.Module:
-        return getattr(model, self.base_prefix).encoder
+        return self.base_model(model).encoder
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         return self.encoder(model).layer

@@ -1,7 +1,11 @@
 """Adapter for BERT sequence classifiers (BertForSequenceClassification, MiniLM, ...)."""
 
 from nas_pruning.models.adapter import HIDDEN, ArchitectureAdapter
-from nas_pruning.models.pruned_modeling import PrunedBertConfig, PrunedBertForSequenceClassification
+from nas_pruning.models.pruned_modeling import (
+    BertForSequenceClassificationPooled,
+    PrunedBertConfig,
+    PrunedBertForSequenceClassification,
+)
 
 
 class BertAdapter(ArchitectureAdapter):
@@ -17,3 +21,4 @@ class BertAdapter(ArchitectureAdapter):
     }
     pruned_config_class = PrunedBertConfig
     pruned_model_class = PrunedBertForSequenceClassification
+    model_class = BertForSequenceClassificationPooled

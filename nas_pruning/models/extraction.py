@@ -11,6 +11,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
 
 from nas_pruning.models.adapter import HEADS, HIDDEN, UNITS, ArchitectureAdapter
+from nas_pruning.models.loading import classifier_class
 from nas_pruning.models.registry import get_adapter
 from nas_pruning.models.slicing import hidden_index, index_size, layer_indices, take
 from nas_pruning.models.subnetwork import SubNetwork
@@ -116,4 +117,5 @@ def _meta_model(config_json: str) -> nn.Module:
     values = json.loads(config_json)
     config = AutoConfig.for_model(values.pop("model_type"), **values)
     with torch.device("meta"):
-        return AutoModelForSequenceClassification.from_config(config)
+        cls = classifier_class(config)
+        return cls.from_config(config) if cls is AutoModelForSequenceClassification else cls(config)

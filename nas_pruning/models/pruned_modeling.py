@@ -1,4 +1,13 @@
-"""Standalone Hugging Face models with per-layer head and FFN sizes.
+"""Sequence classifiers with a choice of pooling, and standalone pruned models.
+
+Pooling: a sentence-transformer checkpoint (all-MiniLM-L6-v2, say) was trained to
+represent a text by the mean of its token states; its [CLS] pooler was never
+trained for that. `config.classifier_pooling = "mean"` makes the classifier read
+that mean (masked by the attention mask) and drops the unused pooler; "cls" (or
+no such field) is the stock [CLS] head. `BertForSequenceClassificationPooled` /
+`RobertaForSequenceClassificationPooled` are the stock classes with that choice.
+
+Pruned models: per-layer head and FFN sizes.
 
 Transformers has one head count and one FFN size for all layers and derives the
 head size from hidden_size / num_attention_heads, so it cannot describe a pruned
@@ -21,8 +30,76 @@ the plain config without asking; `trust_remote_code=True` still selects these cl
 
 import copy
 
+import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+POOLINGS = ("cls", "mean")
+
+
+def mean_pool(hidden_states, attention_mask):
+    """Mean of the token states over the tokens the attention mask keeps."""
+    if attention_mask is None:
+        return hidden_states.mean(dim=1)
+    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+    return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def classification_loss(config, logits, labels):
+    """The stock classifiers' loss: MSE for one regression output, else cross-entropy."""
+    if config.num_labels == 1:
+        return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    return nn.functional.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
+
+
+class PoolingMixin:
+    """The classifier forward of `config.classifier_pooling`: "mean" reads the masked
+    mean of the last token states, "cls" (the default) runs the stock forward."""
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        pooling = getattr(config, "classifier_pooling", "cls")
+        if pooling not in POOLINGS:
+            raise ValueError(f"classifier_pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "mean":  # the [CLS] pooler would be dead weight, and would be counted
+            getattr(self, self.base_model_prefix).pooler = None
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, **kwargs):
+        if getattr(self.config, "classifier_pooling", "cls") != "mean":
+            return super().forward(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels, **kwargs,
+            )
+        kwargs.pop("return_dict", None)
+        outputs = getattr(self, self.base_model_prefix)(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
+        )
+        logits = self.classify(mean_pool(outputs.last_hidden_state, attention_mask))
+        loss = None if labels is None else classification_loss(self.config, logits, labels)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class _BertHead:
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))
+
+
+class _RobertaHead:
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled.unsqueeze(1))  # the head reads position 0: here, the mean
+
+
+class BertForSequenceClassificationPooled(PoolingMixin, _BertHead, BertForSequenceClassification):
+    config_class = BertConfig
+
+
+class RobertaForSequenceClassificationPooled(PoolingMixin, _RobertaHead, RobertaForSequenceClassification):
+    config_class = RobertaConfig
 
 
 class SkipAttention(nn.Module):
@@ -109,7 +186,7 @@ def _resize(model, build_config, config, layers: nn.ModuleList) -> None:
             layer.output.dense = nn.Linear(units, hidden)
 
 
-class PrunedBertForSequenceClassification(BertForSequenceClassification):
+class PrunedBertForSequenceClassification(PoolingMixin, _BertHead, BertForSequenceClassification):
     config_class = PrunedBertConfig
 
     def __init__(self, config):
@@ -118,7 +195,7 @@ class PrunedBertForSequenceClassification(BertForSequenceClassification):
         _resize(self, build, config, self.bert.encoder.layer)
 
 
-class PrunedRobertaForSequenceClassification(RobertaForSequenceClassification):
+class PrunedRobertaForSequenceClassification(PoolingMixin, _RobertaHead, RobertaForSequenceClassification):
     config_class = PrunedRobertaConfig
 
     def __init__(self, config):
@@ -132,4 +209,7 @@ for _config_cls, _model_cls in (
     (PrunedRobertaConfig, PrunedRobertaForSequenceClassification),
 ):
     _config_cls.register_for_auto_class()
+    _model_cls.register_for_auto_class("AutoModelForSequenceClassification")
+# Saved with an auto_map, so that a mean-pooling model loads with its pooling (trust_remote_code=True).
+for _model_cls in (BertForSequenceClassificationPooled, RobertaForSequenceClassificationPooled):
     _model_cls.register_for_auto_class("AutoModelForSequenceClassification")

@@ -1,7 +1,11 @@
 """Adapter for RoBERTa sequence classifiers (RoBERTa, XLM-RoBERTa)."""
 
 from nas_pruning.models.adapter import HIDDEN, ArchitectureAdapter
-from nas_pruning.models.pruned_modeling import PrunedRobertaConfig, PrunedRobertaForSequenceClassification
+from nas_pruning.models.pruned_modeling import (
+    RobertaForSequenceClassificationPooled,
+    PrunedRobertaConfig,
+    PrunedRobertaForSequenceClassification,
+)
 
 
 class RobertaAdapter(ArchitectureAdapter):
@@ -19,3 +23,4 @@ class RobertaAdapter(ArchitectureAdapter):
     }
     pruned_config_class = PrunedRobertaConfig
     pruned_model_class = PrunedRobertaForSequenceClassification
+    model_class = RobertaForSequenceClassificationPooled

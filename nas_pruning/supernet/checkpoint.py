@@ -8,7 +8,8 @@ ends with the weights an uninterrupted run would have. Checkpoints are written a
 epoch ends; a run that crashes mid-epoch redoes that epoch.
 
 The file loads with `torch.load(weights_only=True)`: it holds only tensors and
-plain Python values.
+plain Python values. It is written atomically with its SHA-256 beside it
+(`nas_pruning.files`); a damaged one is refused, naming the folder to delete.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 from torch import nn
+
+from nas_pruning.files import CheckpointError, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -107,10 +110,7 @@ class Checkpoint:
             "rng": capture_rng(sampler, loader),
             "state": asdict(state),
         }
-        # Write then rename: a crash while saving leaves the previous checkpoint intact.
-        partial = self.path.with_suffix(".partial")
-        torch.save(payload, partial)
-        os.replace(partial, self.path)
+        save_checkpoint(payload, self.path)
 
     def load(
         self,
@@ -121,12 +121,13 @@ class Checkpoint:
         loader: Iterable,
     ) -> TrainingState:
         """Restore everything in place and return the run's state."""
-        payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        restart = f"delete {self.directory} to train from the start"
+        payload = load_checkpoint(self.path, restart)
         before, now = payload["setup"], self.setup
         changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
         if changed:
             details = "; ".join(f"{k}: checkpoint {before.get(k)!r}, now {now.get(k)!r}" for k in changed)
-            raise ValueError(
+            raise CheckpointError(
                 f"the checkpoint in {self.directory} belongs to a run with a different setup ({details}); "
                 f"resume with the same settings, or use another output_dir (or delete the checkpoint) to start over"
             )

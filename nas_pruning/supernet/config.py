@@ -30,6 +30,10 @@ class TrainingConfig:
         schedule ends there); None trains all epochs.
     validate_subnetworks: besides the full network, validate the smallest and the
         midpoint sub-network of the search space after each epoch.
+    group_by_length: the loaders `finetune` builds batch training examples of similar
+        length (random mega-batches sorted by length, see
+        `nas_pruning.tasks.LengthGroupedBatchSampler`): less padding, faster steps.
+        False: plain shuffled batches.
     """
 
     epochs: int = 5
@@ -45,6 +49,7 @@ class TrainingConfig:
     num_threads: int | None = None
     max_steps: int | None = None
     validate_subnetworks: bool = True
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         checks = {

@@ -35,8 +35,10 @@ import datasets
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from nas_pruning.tasks import batch_sampler
 
 
 @dataclass(frozen=True)
@@ -57,19 +59,30 @@ class DataParallel:
         return self.rank == 0
 
     def loader(
-        self, dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, global_batch_size: int, seed: int = 0
+        self,
+        dataset: datasets.Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        global_batch_size: int,
+        seed: int = 0,
+        by_length: bool = False,
     ) -> DataLoader:
         """This rank's part of the shuffled global batches of `dataset`.
 
         Batch k of all ranks together holds the examples of batch k of
-        `nas_pruning.tasks.make_loader(dataset, tokenizer, global_batch_size, shuffle=True, seed=seed)`,
-        in every epoch. The loader's `generator` drives the shuffling, so that
+        `nas_pruning.tasks.make_loader(dataset, tokenizer, global_batch_size, shuffle=True, seed=seed,
+        by_length=by_length)`, in every epoch. The loader's `generator` drives the shuffling, so that
         training checkpoints capture and restore it as they do for a single process.
         """
+        if global_batch_size < self.world_size:
+            raise ValueError(
+                f"a global batch of {global_batch_size} examples cannot be shared by {self.world_size} processes: "
+                f"use a batch size of at least {self.world_size}"
+            )
         generator = torch.Generator().manual_seed(seed)
+        batches = batch_sampler(dataset, global_batch_size, shuffle=True, by_length=by_length, generator=generator)
         return DataLoader(
             dataset,
-            batch_sampler=ShardedBatchSampler(len(dataset), global_batch_size, self.rank, self.world_size, generator),
+            batch_sampler=ShardedBatchSampler(batches, len(dataset), global_batch_size, self.rank, self.world_size),
             collate_fn=DataCollatorWithPadding(tokenizer),
             generator=generator,
         )
@@ -119,29 +132,24 @@ class DataParallel:
 class ShardedBatchSampler(Sampler[list[int]]):
     """One rank's part of every shuffled global batch of a dataset.
 
-    All ranks build the same global batches (the random order a single-process
-    `DataLoader(shuffle=True, generator=generator)` would use) and each takes its
-    own slice of every batch; slices differ in size by one example at most. A last
-    global batch with fewer examples than ranks is skipped, since some rank would get
-    none.
+    All ranks build the same global batches (those a single process would draw, from
+    a generator seeded alike) and each takes its own slice of every batch; slices
+    differ in size by one example at most. The one global batch with fewer examples
+    than ranks, if any, is skipped, since some rank would get none.
 
+    batches: the global batches (`nas_pruning.tasks.batch_sampler`); give the
+        DataLoader the generator they draw from, as it draws its workers' base seed
+        from it before the order, as for a single process.
     num_examples: examples in the dataset.
-    batch_size: examples per global batch.
+    batch_size: examples per global batch (at least world_size).
     rank, world_size: this rank and the number of ranks.
-    generator: draws the order; give the DataLoader the same one, as it draws its
-        workers' base seed from it before the order, as for a single process.
     """
 
     def __init__(
-        self, num_examples: int, batch_size: int, rank: int, world_size: int, generator: torch.Generator
+        self, batches: Sampler[list[int]], num_examples: int, batch_size: int, rank: int, world_size: int
     ) -> None:
-        if batch_size < world_size:
-            raise ValueError(
-                f"a global batch of {batch_size} examples cannot be shared by {world_size} processes: "
-                f"use a batch size of at least {world_size}"
-            )
         self.rank, self.world_size = rank, world_size
-        self.batches = BatchSampler(RandomSampler(range(num_examples), generator=generator), batch_size, False)
+        self.batches = batches
         last = num_examples % batch_size
         self._skips_last = 0 < last < world_size
 

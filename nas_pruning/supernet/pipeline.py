@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from datasets import Dataset
 
+from nas_pruning.files import absolute_path
 from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
+from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.models.importance import importance_scores, reorder_by_importance
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.supernet.config import TrainingConfig
@@ -27,6 +29,7 @@ def finetune(
     task: str,
     model: str | None = None,
     strategy: str | Strategy = "full",
+    pooling: str = "auto",
     search_space: str | None = "small",
     output_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -45,6 +48,8 @@ def finetune(
 
     task: GLUE task name (see nas_pruning.tasks.TASKS).
     model: hub name or folder of a BERT/RoBERTa checkpoint; None: all-MiniLM-L6-v2.
+    pooling: "auto" | "cls" | "mean", what the classifier reads (see
+        nas_pruning.models.loading.resolve_pooling; auto is mean for MiniLM).
     strategy: super-network training strategy (see STRATEGIES); "standard" with
         search_space=None is plain fine-tuning.
     search_space: name of the search space sub-networks are drawn from (and the
@@ -91,6 +96,9 @@ def finetune(
         output_dir = Path("supernets") / f"{task}-{strategy.name}-{search_space}-seed{seed}"
 
     tokenizer = load_tokenizer(model)
+    longest = max_sequence_length(load_config(model))
+    if not 1 <= max_length <= longest:
+        raise ValueError(f"max_length must lie in [1, {longest}] (the model's position embeddings), got {max_length}")
     data = load_task(
         task, data_dir, seed=seed, val_fraction=VAL_FRACTION, max_train_examples=max_train_examples,
         splits=("train", "validation"),
@@ -98,13 +106,20 @@ def finetune(
     data = encode(data, tokenizer, max_length=max_length)
     with data_parallel_from_environment() as data_parallel:
         torch.manual_seed(seed)  # initialises a new classification head reproducibly
-        net = load_model(model, num_labels=data.task.num_labels, is_regression=data.task.is_regression)
+        net = load_model(
+            model, num_labels=data.task.num_labels, is_regression=data.task.is_regression, pooling=pooling
+        )
+        net.config.finetuning_task = data.task.name  # saved in config.json: baselines check it
         if data_parallel is None:
             net.to("cuda" if torch.cuda.is_available() else "cpu")
-            train_loader = make_loader(data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed)
+            train_loader = make_loader(
+                data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed, by_length=config.group_by_length
+            )
         else:
             net.to(data_parallel.device)
-            train_loader = data_parallel.loader(data.train, tokenizer, batch_size, seed=seed)
+            train_loader = data_parallel.loader(
+                data.train, tokenizer, batch_size, seed=seed, by_length=config.group_by_length
+            )
         space = get_search_space(search_space, net.config) if search_space is not None else None
         # Sampled sub-networks must train in the new order; `standard` is scored once fine-tuned.
         # A checkpoint of a sampling strategy already holds the reordered weights.
@@ -119,7 +134,7 @@ def finetune(
             strategy=strategy,
             search_space=space,
             config=config,
-            val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size),
+            val_loader=make_loader(data.validation, tokenizer, batch_size=batch_size, by_length=True),
             output_dir=output_dir,
             progress=progress,
             data_parallel=data_parallel,
@@ -128,12 +143,13 @@ def finetune(
             _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
         info = {
             "task": data.task.name,
-            "base_model": model or DEFAULT_MODEL_NAME,
+            "base_model": absolute_path(model) or DEFAULT_MODEL_NAME,
             "strategy": strategy.describe(),
             "search_space": search_space,
+            "pooling": net.config.classifier_pooling,
             "training": dataclasses.asdict(config),
             "data": {
-                "data_dir": None if data_dir is None else str(data_dir),
+                "data_dir": absolute_path(data_dir),
                 "split_seed": seed,
                 "val_fraction": VAL_FRACTION,
                 "max_train_examples": max_train_examples,

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
-from transformers import AutoModelForSequenceClassification
+
+from nas_pruning.models.loading import from_pretrained
+
+from nas_pruning.files import stored_path, write_text_atomic
 
 INFO_FILE = "supernet.json"
 
@@ -30,7 +33,7 @@ def save_supernet(path: str | os.PathLike, model: nn.Module, info: dict[str, Any
     model.save_pretrained(folder)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
-    (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_text_atomic(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     return folder
 
 
@@ -48,7 +51,7 @@ def read_info(path: str | os.PathLike) -> dict[str, Any]:
 def load_supernet(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """The super-network saved in folder `path` (in eval mode) and its supernet.json record."""
     info = read_info(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+    model = from_pretrained(path)
     return model.eval(), info
 
 
@@ -61,4 +64,4 @@ def training_seconds(path: str | os.PathLike) -> float:
     info = json.loads(info_file.read_text())
     own = float((info.get("history") or [{}])[-1].get("train_seconds", 0.0))
     base = info.get("base_model")
-    return own + (training_seconds(base) if base else 0.0)
+    return own + (training_seconds(stored_path(base, info_file)) if base else 0.0)

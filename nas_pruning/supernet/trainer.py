@@ -34,6 +34,7 @@ from nas_pruning.supernet.strategies import Pass, Strategy, as_strategy
 from nas_pruning.tasks import Task
 
 CHECKPOINT_DIR = "checkpoint"
+LOG_EVERY = 10  # steps between progress-bar loss updates
 
 
 def has_checkpoint(output_dir: str | os.PathLike | None) -> bool:
@@ -136,7 +137,7 @@ def train_supernet(
             optimizer.zero_grad(set_to_none=True)
             loss = _run_passes(model, {k: v.to(device) for k, v in batch.items()}, passes, task, distill)
             if data_parallel is not None:
-                loss = data_parallel.average_gradients(model, loss, examples=len(batch["labels"]))
+                loss = data_parallel.average_gradients(model, float(loss), examples=len(batch["labels"]))
             if config.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -144,12 +145,13 @@ def train_supernet(
             state.step += 1
             losses.append(loss)
             bar.update()
-            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+            if not bar.disable and bar.n % LOG_EVERY == 0:  # reading the loss waits for the device
+                bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}")
         state.train_seconds += time.perf_counter() - start
         metrics = {
             "epoch": epoch,
             "step": state.step,
-            "train_loss": float(np.mean(losses)),
+            "train_loss": float(np.mean([float(loss) for loss in losses])),  # read once, at the epoch's end
             "lr": scheduler.get_last_lr()[0],
             "train_seconds": state.train_seconds,
         }
@@ -168,10 +170,14 @@ def train_supernet(
 
 def _run_passes(
     model: nn.Module, batch: dict[str, torch.Tensor], passes: list[Pass], task: Task, distill: DistillationLoss
-) -> float:
-    """Forward and backward every pass (gradients add up); the summed loss."""
+) -> torch.Tensor:
+    """Forward and backward every pass (gradients add up); the summed loss, a detached scalar tensor.
+
+    The full network runs once per step: its logits are the teacher of every
+    distilled pass after it. The loss stays on the device (no host sync per pass).
+    """
     labels = batch.pop("labels")
-    teacher, total = None, 0.0
+    teacher, total = None, torch.zeros((), dtype=torch.float64, device=labels.device)
     for p in passes:
         with select_subnetwork(model, p.sub) if p.sub is not None else nullcontext():
             logits = model(**batch).logits
@@ -182,7 +188,7 @@ def _run_passes(
         else:
             loss = task_loss(logits, labels, task.is_regression)
         loss.backward()  # per pass: frees its activations before the next pass
-        total += loss.item()
+        total += loss.detach()
         if p.sub is None:
             teacher = logits.detach()
     return total

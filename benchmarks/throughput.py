@@ -1,0 +1,319 @@
+"""Evaluations per minute and super-network training steps per second: the previous version against this one.
+
+One run measures both versions on the same machine, interleaved: the previous
+version (a git commit, checked out into a temporary `git worktree`) and this tree
+each run in a worker subprocess that imports its own `nas_pruning` (PYTHONPATH),
+and the parent hands them the same work in alternating order, one at a time:
+
+- evaluation: the same random configs of the SMALL space, in chunks, scored with
+  each version's `SubnetworkEvaluator` on the same validation examples of STS-B
+  (bundled MiniLM with a seeded regression head), batched as each version's search
+  batches them; evaluations per minute per chunk, and every config's metric;
+- training: super-network training steps (strategy `full`, SMALL space, batch 32,
+  STS-B train part), batched as each version's `finetune` batches them; steps per
+  second per repeat.
+
+Other processes share the CPU, so the report gives medians over the interleaved
+chunks / repeats and the load average seen during the run.
+
+    GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py
+    GLUE_DIR=... python benchmarks/throughput.py --configs 40 --threads 1   # shorter, one thread
+
+Writes docs/throughput.md, docs/throughput_chunks.csv and docs/throughput_configs.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+BASE_COMMIT = "a1bed23"
+
+
+# ---------------------------------------------------------------------------
+# Worker: runs under either version's nas_pruning; reads one JSON command per line.
+# ---------------------------------------------------------------------------
+
+
+class Worker:
+    """The model, data and evaluator of one version, kept between commands."""
+
+    def __init__(self, validation_examples: int, threads: int | None, batch_size: int) -> None:
+        import copy
+
+        import torch
+
+        from nas_pruning.backends.weight_sharing import SubnetworkEvaluator
+        from nas_pruning.models import load_model, load_tokenizer
+        from nas_pruning.search_spaces import get_search_space
+        from nas_pruning.tasks import encode, load_task, make_loader
+
+        self.threads = threads or os.cpu_count()
+        torch.set_num_threads(self.threads)
+        self.make_loader = make_loader
+        # Each version batches as its own search and finetune do.
+        self.by_length = "by_length" in inspect.signature(make_loader).parameters
+        self.tokenizer = load_tokenizer()
+        data = load_task("stsb", seed=0, splits=("train", "validation"))
+        validation = data.validation.shuffle(seed=0).select(range(validation_examples))
+        self.data = encode(type(data)(data.task, train=data.train, validation=validation), self.tokenizer)
+        torch.manual_seed(0)  # the same regression head in both versions
+        self.model = load_model(num_labels=1, is_regression=True)
+        self.train_model = copy.deepcopy(self.model)
+        self.space = get_search_space("small", self.model.config)
+        options = {"by_length": True} if self.by_length else {}
+        batches = list(make_loader(self.data.validation, self.tokenizer, batch_size=batch_size, **options))
+        self.evaluator = SubnetworkEvaluator(self.model, self.space, batches, self.data.task)
+        self.evaluator(self.space.midpoint())  # warm-up, not timed (both versions alike)
+
+    def configs(self, n: int, seed: int) -> list[dict]:
+        import numpy as np
+
+        rng = np.random.RandomState(seed)
+        return [{k: int(v) for k, v in self.space.sample(rng).items()} for _ in range(n)]
+
+    def evaluate(self, configs: list[dict]) -> dict:
+        start = time.perf_counter()
+        metrics = [self.evaluator(config) for config in configs]
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "results": [{k: r[k] for k in ("metric", "params")} for r in metrics]}
+
+    def train(self, steps: int, seed: int) -> dict:
+        from nas_pruning.supernet import TrainingConfig, train_supernet
+
+        options = {"by_length": True} if self.by_length else {}
+        loader = self.make_loader(self.data.train, self.tokenizer, batch_size=32, shuffle=True, seed=seed, **options)
+        config = TrainingConfig(epochs=1, max_steps=steps, seed=seed, num_threads=self.threads,
+                                validate_subnetworks=False)
+        history = train_supernet(self.train_model, loader, self.data.task, "full", self.space, config, progress=False)
+        return {"seconds": history[-1]["train_seconds"], "steps": history[-1]["step"]}
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    worker = Worker(args.validation_examples, args.threads, args.batch_size)
+    import nas_pruning
+
+    print(json.dumps({"by_length": worker.by_length, "package": nas_pruning.__file__}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        name = command.pop("command")
+        print(json.dumps(getattr(worker, name)(**command)), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Parent: starts both workers and interleaves their work.
+# ---------------------------------------------------------------------------
+
+
+class Version:
+    """A worker subprocess importing `nas_pruning` from `tree`."""
+
+    def __init__(self, name: str, tree: Path, args: argparse.Namespace) -> None:
+        self.name = name
+        env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker",
+                   "--validation-examples", str(args.validation_examples), "--batch-size", str(args.batch_size)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        # Run from an empty folder so that the current directory's nas_pruning is not imported instead.
+        self.process = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} worker stopped (see its error output above)")
+        return json.loads(line)
+
+    def __call__(self, command: str, **kwargs) -> dict:
+        self.process.stdin.write(json.dumps({"command": command, **kwargs}) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def base_worktree(commit: str, folder: Path) -> Path:
+    """A detached checkout of `commit` in `folder` (git worktree), created if missing."""
+    if not (folder / "nas_pruning").is_dir():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), commit], check=True)
+    return folder
+
+
+def interleaved(versions: list[Version], n: int, run) -> dict[str, list]:
+    """`run(version, i)` for i < n, alternating which version goes first."""
+    out = {v.name: [] for v in versions}
+    for i in range(n):
+        for version in versions if i % 2 == 0 else versions[::-1]:
+            out[version.name].append(run(version, i))
+    return out
+
+
+def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict]:
+    import numpy as np
+
+    folder = Path(tempfile.gettempdir()) / f"nas_pruning_base_{args.base}"
+    loads = [os.getloadavg()[0]]
+    versions = [Version("previous", base_worktree(args.base, folder), args), Version("new", REPO, args)]
+    try:
+        configs = versions[1]("configs", n=args.configs, seed=args.seed)
+        assert versions[0]("configs", n=args.configs, seed=args.seed) == configs, "the versions sample other configs"
+        chunks = [configs[i : i + args.chunk] for i in range(0, len(configs), args.chunk)]
+
+        def evaluate(version, i):
+            result = version("evaluate", configs=chunks[i])
+            loads.append(os.getloadavg()[0])
+            print(f"chunk {i} {version.name}: {len(chunks[i]) / result['seconds'] * 60:.1f} evaluations/min",
+                  flush=True)
+            return result
+
+        def train(version, i):
+            result = version("train", steps=args.train_steps, seed=args.seed + i)
+            loads.append(os.getloadavg()[0])
+            print(f"repeat {i} {version.name}: {result['steps'] / result['seconds']:.3f} steps/s", flush=True)
+            return result
+
+        evaluations = interleaved(versions, len(chunks), evaluate)
+        training = interleaved(versions, args.train_repeats, train)
+        info = {v.name: v.info for v in versions}
+    finally:
+        for version in versions:
+            version.close()
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)], check=False)
+    chunk_rows = []
+    for name in evaluations:
+        for i, result in enumerate(evaluations[name]):
+            chunk_rows.append({"kind": "evaluation", "version": name, "repeat": i, "work": len(chunks[i]),
+                               "seconds": result["seconds"], "rate": len(chunks[i]) / result["seconds"] * 60})
+        for i, result in enumerate(training[name]):
+            chunk_rows.append({"kind": "training", "version": name, "repeat": i, "work": result["steps"],
+                               "seconds": result["seconds"], "rate": result["steps"] / result["seconds"]})
+    config_rows = []
+    flat = {name: [r for result in evaluations[name] for r in result["results"]] for name in evaluations}
+    for config, old, new in zip(configs, flat["previous"], flat["new"]):
+        config_rows.append({**{f"config_{k}": v for k, v in config.items()}, "params": new["params"],
+                            "metric_previous": old["metric"], "metric_new": new["metric"],
+                            "abs_difference": abs(old["metric"] - new["metric"])})
+    run = {"loads": loads, "info": info, "median_load": float(np.median(loads))}
+    return chunk_rows, config_rows, run
+
+
+def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[dict], run: dict) -> str:
+    import pandas as pd
+
+    from nas_pruning.pareto import pareto_front
+
+    chunks = pd.DataFrame(chunk_rows)
+    configs = pd.DataFrame(config_rows)
+    DOCS.mkdir(exist_ok=True)
+    chunks.to_csv(DOCS / "throughput_chunks.csv", index=False)
+    configs.to_csv(DOCS / "throughput_configs.csv", index=False)
+
+    def median(kind: str, version: str) -> float:
+        return float(chunks[(chunks.kind == kind) & (chunks.version == version)].rate.median())
+
+    def ratios(kind: str) -> list[float]:
+        rows = chunks[chunks.kind == kind]
+        new, old = rows[rows.version == "new"].rate.to_numpy(), rows[rows.version == "previous"].rate.to_numpy()
+        return (new / old).tolist()
+
+    lines = [
+        "# Throughput: the previous version against this one, same machine, one run",
+        "",
+        f"Generated by `benchmarks/throughput.py` (previous version: commit `{args.base}`). Re-run:",
+        "",
+        "```bash",
+        f"GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py --configs {args.configs} "
+        f"--chunk {args.chunk} --train-repeats {args.train_repeats} --train-steps {args.train_steps}"
+        + (f" --threads {args.threads}" if args.threads else ""),
+        "```",
+        "",
+        f"Machine: {os.cpu_count()} CPU cores, torch threads {args.threads or os.cpu_count()}; "
+        f"load average (1 min) during the run: median {run['median_load']:.1f}, "
+        f"range {min(run['loads']):.1f}-{max(run['loads']):.1f} (other processes shared the cores).",
+        "",
+        "| measure | previous | new | new / previous (median of per-repeat ratios) | target |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, unit, target in (("evaluation", "evaluations/min", 2.0), ("training", "training steps/s", 1.5)):
+        old, new, per = median(kind, "previous"), median(kind, "new"), statistics.median(ratios(kind))
+        verdict = "met" if new / old >= target and per >= target else "NOT met"
+        lines.append(f"| {unit} (median) | {old:.3g} | {new:.3g} | {new / old:.2f}x ({per:.2f}x) "
+                     f"| >= {target}x: {verdict} |")
+    evaluation = (f"{args.configs} configs of the SMALL space (seed {args.seed}) in chunks of {args.chunk}, "
+                  f"STS-B, {args.validation_examples} validation examples, batch {args.batch_size}, bundled "
+                  f"MiniLM with a seeded regression head")
+    training = (f"{args.train_repeats} repeats of {args.train_steps} steps, strategy `full` (full network, 2 random "
+                f"and the smallest sub-network, distilled), SMALL space, batch 32, STS-B train part")
+    equal = int((configs.abs_difference == 0).sum())
+    lines += [
+        "",
+        f"- Evaluation: {evaluation}. Training: {training}.",
+        f"- Batching: previous {'by length' if run['info']['previous']['by_length'] else 'in data order'}, "
+        f"new {'by length' if run['info']['new']['by_length'] else 'in data order'} "
+        f"(packages: {run['info']['previous']['package']}, {run['info']['new']['package']}).",
+        f"- Metrics of the same configs: {equal} of {len(configs)} equal exactly; largest difference "
+        f"{configs.abs_difference.max():.2e} (Spearman; see docs/throughput_configs.csv).",
+    ]
+    fronts = {}
+    for version in ("previous", "new"):
+        table = configs.rename(columns={f"metric_{version}": "metric"})
+        table["error"] = 1 - table["metric"]
+        fronts[version] = pareto_front(table)[["params", "metric"]].round(6)
+    lines += ["", "Pareto front (error = 1 - Spearman, params ratio) of the evaluated configs:", "",
+              "| version | members | params ratios | metrics |", "|---|---|---|---|"]
+    for version, front in fronts.items():
+        lines.append(f"| {version} | {len(front)} | {', '.join(f'{p:.3f}' for p in front.params)} "
+                     f"| {', '.join(f'{m:.5f}' for m in front.metric)} |")
+    lines += ["", "Per repeat (evaluations/min or steps/s):", "", "| kind | repeat | previous | new | ratio |",
+              "|---|---|---|---|---|"]
+    for kind in ("evaluation", "training"):
+        rows = chunks[chunks.kind == kind]
+        for i, ratio in enumerate(ratios(kind)):
+            old = rows[(rows.version == "previous") & (rows.repeat == i)].rate.iloc[0]
+            new = rows[(rows.version == "new") & (rows.repeat == i)].rate.iloc[0]
+            lines.append(f"| {kind} | {i} | {old:.3g} | {new:.3g} | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default=BASE_COMMIT, help="git commit of the previous version")
+    parser.add_argument("--configs", type=int, default=100, help="SMALL-space configs each version evaluates")
+    parser.add_argument("--chunk", type=int, default=10, help="configs per timed chunk (versions alternate)")
+    parser.add_argument("--validation-examples", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size")
+    parser.add_argument("--train-repeats", type=int, default=6, help="timed training repeats per version")
+    parser.add_argument("--train-steps", type=int, default=5, help="training steps per repeat")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads; default: all cores")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args)
+        return
+    if not os.environ.get("GLUE_DIR"):
+        parser.error("set GLUE_DIR to the folder of the GLUE TSVs (e.g. /work/shared/data/glue)")
+    sys.path.insert(0, str(REPO))
+    from notes import write_keeping_notes
+
+    chunk_rows, config_rows, run = measure(args)
+    write_keeping_notes(DOCS / "throughput.md", report(args, chunk_rows, config_rows, run))
+    print((DOCS / "throughput.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
