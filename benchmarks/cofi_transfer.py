@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
+
+import rows as bench_rows
 
 from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
 from nas_pruning.cofi.data import TransferData, load_transfer_data
@@ -42,6 +43,7 @@ from nas_pruning.cofi.report import KEY, build_report
 from nas_pruning.cofi.speed import SPEED_SHAPES, speed_comparison
 from nas_pruning.cofi.teacher import teacher_path
 from nas_pruning.evaluation import evaluate
+from nas_pruning.files import write_text_atomic
 from nas_pruning.models import load_model, load_tokenizer
 from nas_pruning.tasks import get_task
 from notes import write_keeping_notes
@@ -151,19 +153,6 @@ def run_folder(args: argparse.Namespace, run: dict) -> Path:
     return args.work_dir / run["grid"] / pair / sparsity / run["variant"] / seed
 
 
-def trivial_metric(data: TransferData, split: str) -> float:
-    """The score of a constant predictor on `split`: the majority class of the training
-    examples for classification; for regression their mean (a correlation metric gives 0)."""
-    train = np.asarray(data.target.train["labels"])
-    if data.task.is_regression:
-        constant = float(train.mean())
-    else:
-        values, counts = np.unique(train, return_counts=True)
-        constant = values[counts.argmax()]
-    labels = np.asarray(getattr(data.target, split)["labels"])
-    return data.task.metric(np.full(len(labels), constant), labels)
-
-
 def teacher_scores(args: argparse.Namespace, config: CoFiConfig) -> dict:
     """Train (or load) the run's teacher and score it and the trivial predictor; cached per teacher
     in the work dir, so the grid's runs of one (target, seed) score them once. ``teacher_wall_s``
@@ -184,9 +173,10 @@ def teacher_scores(args: argparse.Namespace, config: CoFiConfig) -> dict:
         for split, prefix in (("validation", "val"), ("test", "test")):
             loader = data.eval_loader(split, config.batch_size)
             entry[f"teacher_{prefix}_metric"] = evaluate(teacher, loader, data.task)["metric"]
-            entry[f"trivial_{prefix}_metric"] = trivial_metric(data, split)
+            labels = getattr(data.target, split)["labels"]
+            entry[f"trivial_{prefix}_metric"] = data.task.trivial_metric(data.target.train["labels"], labels)
         scores[path.name] = entry
-        _write_atomically(cache, json.dumps(scores, indent=2))
+        write_text_atomic(cache, json.dumps(scores, indent=2))
     return scores[path.name]
 
 
@@ -203,7 +193,7 @@ def run_row(args: argparse.Namespace, run: dict) -> dict | None:
         # Wall and process CPU time of the epochs done so far, kept across interruptions; on a shared
         # machine the CPU time (all threads) says more about the run's cost than the wall time.
         now = {"wall_s": time.perf_counter(), "cpu_s": time.process_time()}
-        _write_atomically(elapsed_file, json.dumps({name: earlier[name] + now[name] - start[name] for name in now}))
+        write_text_atomic(elapsed_file, json.dumps({name: earlier[name] + now[name] - start[name] for name in now}))
 
     if not (folder / "result.json").exists():
         try:
@@ -222,6 +212,7 @@ def run_row(args: argparse.Namespace, run: dict) -> dict | None:
     elapsed = json.loads(elapsed_file.read_text()) if elapsed_file.exists() else {"wall_s": np.nan, "cpu_s": np.nan}
     return {
         **run, "coupling": coupling, "stage": stage, "transfer": transfer,
+        "pooling": getattr(teacher.config, "classifier_pooling", "cls"),
         **{name: getattr(config, name) for name in ROW_SETTINGS},
         "val_metric": result["metric"], "test_metric": result["test_metric"],
         **{name: reference[name] for name in ("trivial_val_metric", "trivial_test_metric", "teacher_val_metric",
@@ -233,41 +224,18 @@ def run_row(args: argparse.Namespace, run: dict) -> dict | None:
     }  # fmt: skip
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(KEY))
-
-
-def done_keys(rows: pd.DataFrame) -> set[tuple]:
-    return {tuple(row) for row in rows[list(KEY)].astype(str).itertuples(index=False)}
-
-
 def run_key(run: dict) -> tuple:
-    return tuple(str(run[name]) for name in KEY)
-
-
-def append_row(path: Path, row: dict) -> None:
-    """Add `row` to the rows table, rewriting it atomically so an interruption never leaves half a row."""
-    rows = pd.DataFrame([row])
-    if path.exists():
-        rows = pd.concat([read_rows(path), rows], ignore_index=True)
-    _write_atomically(path, rows.to_csv(index=False))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
+    return tuple(run[name] for name in KEY)
 
 
 def write_report(args: argparse.Namespace) -> None:
-    write_keeping_notes(args.report, build_report(read_rows(args.rows)))
+    write_keeping_notes(args.report, build_report(bench_rows.read(args.rows)))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     runs = planned_runs(args)
-    done = done_keys(read_rows(args.rows))
+    done = bench_rows.done(args.rows, list(KEY))
     if args.list:
         for run in runs:
             status = "done  " if run_key(run) in done else "to do "
@@ -282,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[{index}/{len(runs)}] {run_folder(args, run).relative_to(args.work_dir)}", flush=True)
             row = run_row(args, run)
             if row is not None:
-                append_row(args.rows, row)
+                bench_rows.append(args.rows, row)
                 write_report(args)
     write_report(args)
 

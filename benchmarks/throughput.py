@@ -11,7 +11,11 @@ and the parent hands them the same work in alternating order, one at a time:
   batches them; evaluations per minute per chunk, and every config's metric;
 - training: super-network training steps (strategy `full`, SMALL space, batch 32,
   STS-B train part), batched as each version's `finetune` batches them; steps per
-  second per repeat.
+  second per repeat;
+- training quality: per training seed, each version trains a fresh copy of the
+  model as a `full` super-network on the same examples and scores its full network,
+  midpoint and smallest sub-network on the validation examples, so the change in
+  batching is judged against the seed-to-seed spread.
 
 Other processes share the CPU, so the report gives medians over the interleaved
 chunks / repeats and the load average seen during the run.
@@ -19,7 +23,8 @@ chunks / repeats and the load average seen during the run.
     GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py
     GLUE_DIR=... python benchmarks/throughput.py --configs 40 --threads 1   # shorter, one thread
 
-Writes docs/throughput.md, docs/throughput_chunks.csv and docs/throughput_configs.csv.
+Writes docs/throughput.md, docs/throughput_chunks.csv, docs/throughput_configs.csv and
+docs/throughput_quality.csv.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -68,13 +75,16 @@ class Worker:
         validation = data.validation.shuffle(seed=0).select(range(validation_examples))
         self.data = encode(type(data)(data.task, train=data.train, validation=validation), self.tokenizer)
         torch.manual_seed(0)  # the same regression head in both versions
-        self.model = load_model(num_labels=1, is_regression=True)
+        # The previous version reads [CLS] only; the new one is asked for the same head, so both compute the same.
+        pooling = {"pooling": "cls"} if "pooling" in inspect.signature(load_model).parameters else {}
+        self.model = load_model(num_labels=1, is_regression=True, **pooling)
         self.train_model = copy.deepcopy(self.model)
         self.space = get_search_space("small", self.model.config)
         options = {"by_length": True} if self.by_length else {}
         batches = list(make_loader(self.data.validation, self.tokenizer, batch_size=batch_size, **options))
         self.evaluator = SubnetworkEvaluator(self.model, self.space, batches, self.data.task)
         self.evaluator(self.space.midpoint())  # warm-up, not timed (both versions alike)
+        self.batches = batches
 
     def configs(self, n: int, seed: int) -> list[dict]:
         import numpy as np
@@ -97,6 +107,25 @@ class Worker:
                                 validate_subnetworks=False)
         history = train_supernet(self.train_model, loader, self.data.task, "full", self.space, config, progress=False)
         return {"seconds": history[-1]["train_seconds"], "steps": history[-1]["step"]}
+
+    def quality(self, seed: int, examples: int, epochs: int) -> dict:
+        """Train a fresh copy of the model (`full`, learning rate 1e-4, 10% warm-up) on the first `examples`
+        of the train part (the same for every seed) and score three networks on the validation examples."""
+        import copy
+
+        from nas_pruning.backends.weight_sharing import SubnetworkEvaluator
+        from nas_pruning.supernet import TrainingConfig, train_supernet
+
+        model = copy.deepcopy(self.model)
+        train = self.data.train.select(range(examples))
+        options = {"by_length": True} if self.by_length else {}
+        loader = self.make_loader(train, self.tokenizer, batch_size=32, shuffle=True, seed=seed, **options)
+        config = TrainingConfig(epochs=epochs, learning_rate=1e-4, warmup_ratio=0.1, seed=seed,
+                                num_threads=self.threads, validate_subnetworks=False)
+        train_supernet(model, loader, self.data.task, "full", self.space, config, progress=False)
+        evaluator = SubnetworkEvaluator(model, self.space, self.batches, self.data.task)
+        networks = {"full": self.space.largest(), "midpoint": self.space.midpoint(), "smallest": self.space.smallest()}
+        return {name: evaluator(config)["metric"] for name, config in networks.items()}
 
 
 def worker_main(args: argparse.Namespace) -> None:
@@ -186,8 +215,15 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict]:
             print(f"repeat {i} {version.name}: {result['steps'] / result['seconds']:.3f} steps/s", flush=True)
             return result
 
+        def quality(version, i):
+            seed = args.quality_seeds[i]
+            result = version("quality", seed=seed, examples=args.quality_examples, epochs=args.quality_epochs)
+            print(f"quality seed {seed} {version.name}: {result}", flush=True)
+            return result
+
         evaluations = interleaved(versions, len(chunks), evaluate)
         training = interleaved(versions, args.train_repeats, train)
+        trained = interleaved(versions, len(args.quality_seeds), quality)
         info = {v.name: v.info for v in versions}
     finally:
         for version in versions:
@@ -207,20 +243,41 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict]:
         config_rows.append({**{f"config_{k}": v for k, v in config.items()}, "params": new["params"],
                             "metric_previous": old["metric"], "metric_new": new["metric"],
                             "abs_difference": abs(old["metric"] - new["metric"])})
+    quality_rows = [{"version": name, "seed": seed, "network": network, "metric": metric}
+                    for name in trained for seed, result in zip(args.quality_seeds, trained[name])
+                    for network, metric in result.items()]
     run = {"loads": loads, "info": info, "median_load": float(np.median(loads))}
-    return chunk_rows, config_rows, run
+    return chunk_rows, config_rows, quality_rows, run
 
 
-def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[dict], run: dict) -> str:
-    import pandas as pd
+def quality_lines(args: argparse.Namespace, quality: pd.DataFrame) -> list[str]:
+    """Training quality: per network, each version's mean and sample std over seeds, and whether the
+    difference of the means is within the seed-to-seed spread (the larger of the two std)."""
+    lines = ["", f"Training quality: validation Spearman after training a fresh `full` super-network "
+             f"({args.quality_examples} STS-B training examples, {args.quality_epochs} epoch(s), learning rate 1e-4, "
+             f"10% warm-up), training seeds {', '.join(map(str, args.quality_seeds))}; mean ± sample std over seeds:",
+             "", "| network | previous | new | new - previous | seed spread (max std) | within spread |",
+             "|---|---|---|---|---|---|"]
+    for network, rows in quality.groupby("network", sort=False):
+        stats = rows.groupby("version").metric.agg(["mean", "std"])
+        old, new = stats.loc["previous"], stats.loc["new"]
+        gap, spread = new["mean"] - old["mean"], max(old["std"], new["std"])
+        lines.append(f"| {network} | {old['mean']:.4f} ± {old['std']:.4f} | {new['mean']:.4f} ± {new['std']:.4f} "
+                     f"| {gap:+.4f} | {spread:.4f} | {'yes' if abs(gap) <= spread else 'NO'} |")
+    return lines
 
+
+def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[dict], quality_rows: list[dict],
+           run: dict) -> str:
     from nas_pruning.pareto import pareto_front
 
     chunks = pd.DataFrame(chunk_rows)
     configs = pd.DataFrame(config_rows)
     DOCS.mkdir(exist_ok=True)
+    quality = pd.DataFrame(quality_rows)
     chunks.to_csv(DOCS / "throughput_chunks.csv", index=False)
     configs.to_csv(DOCS / "throughput_configs.csv", index=False)
+    quality.to_csv(DOCS / "throughput_quality.csv", index=False)
 
     def median(kind: str, version: str) -> float:
         return float(chunks[(chunks.kind == kind) & (chunks.version == version)].rate.median())
@@ -237,8 +294,9 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
         "",
         "```bash",
         f"GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py --configs {args.configs} "
-        f"--chunk {args.chunk} --train-repeats {args.train_repeats} --train-steps {args.train_steps}"
-        + (f" --threads {args.threads}" if args.threads else ""),
+        f"--chunk {args.chunk} --train-repeats {args.train_repeats} --train-steps {args.train_steps} "
+        f"--quality-seeds {' '.join(map(str, args.quality_seeds))} --quality-examples {args.quality_examples} "
+        f"--quality-epochs {args.quality_epochs}" + (f" --threads {args.threads}" if args.threads else ""),
         "```",
         "",
         f"Machine: {os.cpu_count()} CPU cores, torch threads {args.threads or os.cpu_count()}; "
@@ -255,7 +313,8 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
                      f"| >= {target}x: {verdict} |")
     evaluation = (f"{args.configs} configs of the SMALL space (seed {args.seed}) in chunks of {args.chunk}, "
                   f"STS-B, {args.validation_examples} validation examples, batch {args.batch_size}, bundled "
-                  f"MiniLM with a seeded regression head")
+                  f"MiniLM with a seeded regression head reading [CLS] in both versions (the previous one has no "
+                  f"mean pooling)")
     training = (f"{args.train_repeats} repeats of {args.train_steps} steps, strategy `full` (full network, 2 random "
                 f"and the smallest sub-network, distilled), SMALL space, batch 32, STS-B train part")
     equal = int((configs.abs_difference == 0).sum())
@@ -267,6 +326,7 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
         f"(packages: {run['info']['previous']['package']}, {run['info']['new']['package']}).",
         f"- Metrics of the same configs: {equal} of {len(configs)} equal exactly; largest difference "
         f"{configs.abs_difference.max():.2e} (Spearman; see docs/throughput_configs.csv).",
+        *quality_lines(args, quality),
     ]
     fronts = {}
     for version in ("previous", "new"):
@@ -300,6 +360,10 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=5, help="training steps per repeat")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; default: all cores")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quality-seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="training seeds of the training-quality comparison")
+    parser.add_argument("--quality-examples", type=int, default=1000, help="its training examples")
+    parser.add_argument("--quality-epochs", type=int, default=1, help="its training epochs")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -310,8 +374,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from notes import write_keeping_notes
 
-    chunk_rows, config_rows, run = measure(args)
-    write_keeping_notes(DOCS / "throughput.md", report(args, chunk_rows, config_rows, run))
+    chunk_rows, config_rows, quality_rows, run = measure(args)
+    write_keeping_notes(DOCS / "throughput.md", report(args, chunk_rows, config_rows, quality_rows, run))
     print((DOCS / "throughput.md").read_text())
 
 
