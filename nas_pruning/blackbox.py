@@ -16,7 +16,7 @@ A blackbox folder holds Syne Tune's files (configspace.json, fidelityspace.json,
 hyperparameters.parquet, objectives_evaluations.npy, fidelities_values.npy,
 metadata.json), the super-network's model config (config.json, to rebuild the search
 space) and table.csv (the same table, readable). Objectives: `error` (1 - task metric on
-validation), `params` (parameter ratio), `latency` (only with `measure_latency`) and
+validation), `params` (parameter ratio), `latency` (only with a `latency` spec) and
 `eval_time` (seconds the evaluation took: the simulated time a trial is charged). The
 metadata names the task and metric, the trivial predictor's and the unpruned model's
 metric on validation and test, and the hypervolume reference point at the trivial
@@ -54,7 +54,8 @@ from transformers import AutoConfig
 from nas_pruning.evaluation import Yardsticks
 from nas_pruning.files import absolute_path
 from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, PARAMS, make_reference_point
-from nas_pruning.search import front_configs, prepare_evaluation
+from nas_pruning.runtimes import LatencyMeter, LatencySpec
+from nas_pruning.search import LATENCY, front_configs, prepare_evaluation
 from nas_pruning.search_spaces import Config, SearchSpace, get_search_space
 from nas_pruning.searchers import ConfigCodec
 from nas_pruning.supernet import load_supernet
@@ -107,7 +108,7 @@ def tabulate(
     data_dir: str | os.PathLike | None = None,
     max_validation_examples: int | None = None,
     subset_seed: int = 0,
-    measure_latency: bool = False,
+    latency: LatencySpec | None = None,
     design_seed: int = 0,
     surrogate: str = "random_forest",
     num_threads: int | None = None,
@@ -121,7 +122,8 @@ def tabulate(
     max_validation_examples, subset_seed: score on a random validation subset of this size,
         drawn with this seed (a search with `--max-validation-examples` draws it with its
         `--search-seed`: use the same to reproduce its values); None: the whole validation split.
-    measure_latency: also tabulate each sub-network's measured `latency`.
+    latency: also tabulate each sub-network's `latency`, measured on the extracted model as this
+        spec says (as a search with latency measures it); None: no latency.
     design_seed: seed of the scrambled Sobol design.
     surrogate: a name of SURROGATES, answering configs that are not in the table.
     """
@@ -135,7 +137,7 @@ def tabulate(
     space = get_search_space(info.get("search_space") or "small", model.config)  # as `nas-pruning search` picks it
     setup = prepare_evaluation(
         supernet_dir, model, info, space, data_dir, max_validation_examples=max_validation_examples,
-        subset_seed=subset_seed, measure_latency=measure_latency, progress=progress,
+        subset_seed=subset_seed, latency=LatencyMeter(latency) if latency is not None else None, progress=progress,
     )
     codec = ConfigCodec(space.config_space)
     sources = {"initial_design": space.initial_design()}
@@ -149,7 +151,7 @@ def tabulate(
     rows = []
     for config in tqdm(list(configs.values()), desc="tabulating", unit="config", disable=not progress):
         rows.append({**config, **setup.evaluator(config)})
-    objectives = [ERROR, PARAMS] + (["latency"] if measure_latency else []) + [ELAPSED_TIME]
+    objectives = [ERROR, PARAMS] + ([LATENCY] if latency is not None else []) + [ELAPSED_TIME]
     table = pd.DataFrame(rows)
     yardsticks = setup.yardsticks
     metadata = {
@@ -158,6 +160,7 @@ def tabulate(
         "search_space": space.name,
         "supernet": absolute_path(supernet_dir),
         "elapsed_time_attr": ELAPSED_TIME,
+        "latency": latency.as_dict() if latency is not None else None,
         "yardsticks": asdict(yardsticks),
         "hypervolume_objectives": list(DEFAULT_OBJECTIVES),
         "hypervolume_bounds": DEFAULT_BOUNDS,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from transformers.utils import logging as transformers_logging
 
 from nas_pruning.arguments import (
@@ -21,12 +22,13 @@ from nas_pruning.arguments import (
 from nas_pruning.baselines.commands import add_commands as add_baseline_commands
 from nas_pruning.blackbox import HOLDOUT_FRACTION, SURROGATES, load_tabulated, tabulate
 from nas_pruning.cofi.commands import add_commands as add_cofi_commands
-from nas_pruning.export import NothingLearned, export_member
+from nas_pruning.export import INDEX_FILE, ExportSettings, NothingLearned, export_front, export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
 from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP
 from nas_pruning.optimizer_benchmark import benchmark
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.pareto import REFERENCES
+from nas_pruning.runtimes import LatencySpec
 from nas_pruning.search import SearchInterrupted, SearchSettings, run_search
 from nas_pruning.search_spaces import SEARCH_SPACES, get_search_space
 from nas_pruning.supernet import STRATEGIES, finetune
@@ -112,6 +114,19 @@ def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_latency_arguments(parser: argparse.ArgumentParser, description: str, several_batch_sizes: bool = False):
+    group = parser.add_argument_group("latency", description)
+    group.add_argument(
+        "--latency-batch-size", type=positive_int, nargs="+" if several_batch_sizes else None,
+        default=[1] if several_batch_sizes else 1,
+        help="sequences per timed batch" + (" (a latency column per value)" if several_batch_sizes else ""),
+    )
+    group.add_argument("--latency-length", type=positive_int, default=128, help="tokens per timed sequence")
+    group.add_argument("--latency-warmup", type=non_negative_int, default=2, help="untimed passes before timing")
+    group.add_argument("--latency-repeats", type=positive_int, default=10, help="timed passes; latency is their median")
+    return group
+
+
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", default="local_search", choices=list(OPTIMIZERS))
     parser.add_argument(
@@ -127,11 +142,21 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-validation-examples", type=positive_int, default=None,
         help="score on a random validation subset of this size"
     )
-    parser.add_argument("--latency", action="store_true", help="also record each sub-network's measured latency")
+    parser.add_argument(
+        "--objectives", default="error,params",
+        help="objectives to minimise: error,params | error,latency | error,params,latency",
+    )
+    parser.add_argument(
+        "--latency", action="store_true", help="also record each sub-network's latency when it is not an objective"
+    )
     parser.add_argument(
         "--hv-reference", default="trivial", choices=REFERENCES,
         help="hypervolume reference for the error: the trivial predictor's validation error (a constant predictor "
              "adds nothing), or fixed at 1 (the old (1, 1))",
+    )
+    latency = _add_latency_arguments(parser, "latency of the extracted sub-network (an objective, or --latency)")
+    latency.add_argument(
+        "--runtime", default="torch", help="where latency is measured: torch | onnxruntime (nas_pruning[onnx])"
     )
     ray = parser.add_argument_group("Ray (pip install 'nas_pruning[ray]')")
     ray.add_argument(
@@ -151,6 +176,18 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     ray.add_argument(
         "--actor-gpus", type=non_negative_float, default=0.0, help="GPUs per Ray actor (0: evaluate on CPU)"
     )
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", default="torch",
+        help="torch (safetensors) | onnx (ONNX Runtime, nas_pruning[onnx]) | both",
+    )
+    parser.add_argument(
+        "--quantize", default=None, help="int8: also an ONNX Runtime dynamically quantized model, with its test metric"
+    )
+    _add_data_arguments(parser)  # the data for the int8 test metric (default: the super-network's)
+    _add_latency_arguments(parser, "latency of each exported model, per runtime", several_batch_sizes=True)
 
 
 def _finetune(args: argparse.Namespace, output_dir) -> str:
@@ -178,8 +215,8 @@ def _finetune(args: argparse.Namespace, output_dir) -> str:
     )
 
 
-def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: str | None):
-    settings = SearchSettings(
+def _search_settings(args: argparse.Namespace, search_space: str | None) -> SearchSettings:
+    return SearchSettings(
         search_space=search_space,
         optimizer=args.optimizer,
         num_evaluations=100 if args.num_evaluations is None else args.num_evaluations,
@@ -187,7 +224,13 @@ def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: st
         n_workers=args.workers,
         seed=args.search_seed,
         max_validation_examples=args.max_validation_examples,
+        objectives=args.objectives,
         measure_latency=args.latency,
+        runtime=args.runtime,
+        latency_batch_size=args.latency_batch_size,
+        latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup,
+        latency_repeats=args.latency_repeats,
         hypervolume_reference=args.hv_reference,
         num_threads=args.threads,
         ray_actors=args.ray_actors,
@@ -195,8 +238,12 @@ def _search(args: argparse.Namespace, supernet_dir, output_dir, search_space: st
         actor_cpus=args.actor_cpus,
         actor_gpus=args.actor_gpus,
     )
-    outcome = run_search(supernet_dir, output_dir, settings, data_dir=args.data_dir)
-    columns = [c for c in ("params", "error", "metric", "test_metric", "test_gap_kept") if c in outcome.front.columns]
+
+
+def _search(settings: SearchSettings, supernet_dir, output_dir, data_dir):
+    outcome = run_search(supernet_dir, output_dir, settings, data_dir=data_dir)
+    shown = ("params", "latency", "error", "metric", "test_metric", "test_gap_kept")
+    columns = [c for c in shown if c in outcome.front.columns]
     print(outcome.front[columns].to_string(index=False, float_format="%.4f"))
     marks = outcome.yardsticks
     print(
@@ -215,12 +262,36 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    _search(args, args.supernet, args.output_dir, args.search_space)
+    _search(_search_settings(args, args.search_space), args.supernet, args.output_dir, args.data_dir)
+
+
+def _export_settings(args: argparse.Namespace) -> ExportSettings:
+    return ExportSettings(
+        format=args.format,
+        quantize=args.quantize,
+        latency_batch_sizes=args.latency_batch_size,
+        latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup,
+        latency_repeats=args.latency_repeats,
+        data_dir=args.data_dir,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    settings = _export_settings(args)
+    if args.threads:  # both runtimes are timed with this many threads
+        torch.set_num_threads(args.threads)
+    if args.all:
+        index = export_front(args.search_dir, args.output_dir, settings, overwrite=args.overwrite)
+        columns = ["folder", "params", "metric", "test_metric"] + [
+            c for c in index.columns if c.startswith(("test_metric_", "latency_"))
+        ]
+        print(index[columns].to_string(index=False, float_format="%.4f"))
+        print(f"exported {len(index)} front members to {args.output_dir} (table: {INDEX_FILE})")
+        return
     folder = export_member(
-        args.search_dir, args.output_dir, index=args.index, max_params=args.max_params, overwrite=args.overwrite
+        args.search_dir, args.output_dir, index=args.index, max_params=args.max_params, settings=settings,
+        overwrite=args.overwrite,
     )
     print(f"exported to {folder}:\n{(folder / 'README.md').read_text()}")
 
@@ -231,6 +302,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         args.supernet_epochs = min(args.supernet_epochs, QUICK["supernet_epochs"])
         args.num_evaluations = QUICK["num_evaluations"] if args.num_evaluations is None else args.num_evaluations
         args.max_validation_examples = args.max_validation_examples or QUICK["max_validation_examples"]
+    # Bad search or latency settings fail here, before any training.
+    search_settings = _search_settings(args, args.search_space)
+    export_settings = ExportSettings(
+        latency_batch_sizes=[args.latency_batch_size], latency_length=args.latency_length,
+        latency_warmup=args.latency_warmup, latency_repeats=args.latency_repeats,
+    )
     root = Path(args.output_dir or f"nas_pruning_runs/{args.task}")
     if args.supernet_epochs > 0 and args.strategy != "standard":
         # Plain fine-tuning first, reordered by importance; the super-network continues from it
@@ -240,21 +317,22 @@ def cmd_run(args: argparse.Namespace) -> None:
             **{**vars(args), "model": str(finetuned), "epochs": args.supernet_epochs, "importance_examples": 0}
         )
     supernet_dir = _finetune(args, root / "supernet")
-    _search(args, supernet_dir, root / "search", args.search_space)
+    _search(search_settings, supernet_dir, root / "search", args.data_dir)
     print(f"front plot: {root / 'search' / 'front.png'}")
-    # The job's own model folder: a rerun of the job replaces it.
-    knee = argparse.Namespace(search_dir=root / "search", output_dir=root / "model", index=None, max_params=None)
-    try:
-        cmd_export(argparse.Namespace(**vars(knee), overwrite=True))
+    try:  # the job's own model folder: a rerun of the job replaces it
+        folder = export_member(root / "search", root / "model", settings=export_settings, overwrite=True)
     except NothingLearned as nothing:
         print(f"no model exported: {nothing}")
+        return
+    print(f"exported the knee point to {folder}:\n{(folder / 'README.md').read_text()}")
 
 
 def cmd_tabulate(args: argparse.Namespace) -> None:
     blackbox = tabulate(
         args.supernet, args.output_dir, args.num_configs, include_searches=args.include_search,
         data_dir=args.data_dir, max_validation_examples=args.max_validation_examples, subset_seed=args.subset_seed,
-        measure_latency=args.latency, design_seed=args.design_seed, surrogate=args.surrogate, num_threads=args.threads,
+        latency=LatencySpec() if args.latency else None, design_seed=args.design_seed, surrogate=args.surrogate,
+        num_threads=args.threads,
     )
     design = blackbox.metadata["design"]
     print(f"tabulated {design['tabulated']} sub-networks -> {args.output_dir}")
@@ -330,10 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--index", type=non_negative_int, default=None, help="position in the front, by parameter ratio"
     )
     choice.add_argument("--max-params", type=ratio, default=None, help="best error with parameter ratio <= this")
+    choice.add_argument(
+        "--all", action="store_true", help=f"every front member, one folder each, and {INDEX_FILE}"
+    )
     export.add_argument(
         "--overwrite", action="store_true",
-        help="write into a non-empty --output-dir (never into a super-network or search folder)",
+        help="write into a non-empty --output-dir, replacing an earlier export there "
+             "(never into a super-network or search folder)",
     )
+    _add_export_arguments(export)
     export.set_defaults(func=cmd_export)
 
     run = commands.add_parser("run", help="the main job: finetune -> search -> Pareto front -> export the knee")
@@ -375,7 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--subset-seed", type=non_negative_int, default=0,
         help="seed of that subset (a search draws it with its --search-seed: use the same to reproduce its values)",
     )
-    tab.add_argument("--latency", action="store_true", help="also tabulate each sub-network's measured latency")
+    tab.add_argument(
+        "--latency", action="store_true",
+        help="also tabulate each sub-network's latency (torch, as `search --latency` measures it by default)",
+    )
     tab.add_argument("--design-seed", type=non_negative_int, default=0, help="seed of the Sobol design")
     tab.add_argument(
         "--surrogate", default="random_forest", choices=list(SURROGATES), help="answers configs not in the table"

@@ -14,6 +14,14 @@ output_dir/
   summary.json              hypervolume, reference point, bounds, settings
   front.png, hypervolume.png
 ```
+
+Objectives (`SearchSettings.objectives`): error and parameter ratio (default), error and
+latency, or all three. Latency is measured on the extracted sub-network in the chosen runtime
+(nas_pruning.runtimes.LatencySpec) and cached per architecture. For the hypervolume it is
+normalised by the bounds [0, latency of the full model measured the same way]: a sub-network
+slower than the full model adds nothing. The bounds and the measurement settings are stored in
+summary.json (`hypervolume_bounds`, `latency`).
+
 Running a search again into the same folder resumes it: the evaluations in
 results.csv are kept and told to the optimizer as already evaluated, and only the
 rest of the budget (evaluations and time) runs, so the folder ends with exactly
@@ -26,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +54,7 @@ from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import Yardsticks, evaluate
 from nas_pruning.files import absolute_path, atomic_write, stored_path, write_text_atomic
-from nas_pruning.models import load_tokenizer
+from nas_pruning.models import SubNetwork, get_adapter, load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
     DEFAULT_BOUNDS,
@@ -57,23 +66,37 @@ from nas_pruning.pareto import (
     plot_front,
     plot_hypervolume,
 )
+from nas_pruning.runtimes import RUNTIMES, LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import INFO_FILE, load_supernet
-from nas_pruning.tasks import Task, encode, get_task, load_task, make_loader
+from nas_pruning.tasks import SPLITS, Task, TaskData, encode, get_task, load_task, make_loader
 
 SEARCH_SETTINGS_FILE = "summary.json"
 RESULTS_FILE = "results.csv"
 FRONT_FILE = "pareto.csv"
 STARTED_FILE = "search.json"
-# Settings a resumed search may change: they do not change what an evaluation measures.
+# Settings a resumed search may change: they do not change what an evaluation measures
+# (threads do when latency is measured: see `_resume`).
 RUNTIME_SETTINGS = (
     "num_evaluations", "max_wallclock_time", "n_workers", "batch_size", "num_threads",
     "ray_actors", "ray_address", "actor_cpus", "actor_gpus",
 )  # fmt: skip
+LATENCY = "latency"
+#: The accepted sets of minimised objectives.
+OBJECTIVE_SETS = (DEFAULT_OBJECTIVES, ("error", LATENCY), (*DEFAULT_OBJECTIVES, LATENCY))
 
 
 class SearchInterrupted(Exception):
     """The search was stopped (Ctrl-C); the message says what was kept and how to resume."""
+
+
+def parse_objectives(objectives: str | Sequence[str]) -> tuple[str, ...]:
+    """One of OBJECTIVE_SETS from "error,latency" or a sequence of names; ValueError for anything else."""
+    names = tuple(n.strip() for n in objectives.split(",")) if isinstance(objectives, str) else tuple(objectives)
+    if names not in OBJECTIVE_SETS:
+        accepted = " | ".join(",".join(o) for o in OBJECTIVE_SETS)
+        raise ValueError(f"unknown objectives {','.join(names)!r}; accepted: {accepted}")
+    return names
 
 
 @dataclass
@@ -91,7 +114,13 @@ class SearchSettings:
     batch_size: evaluation batch size.
     max_validation_examples: score on a random subset of the validation split
         (faster, noisier); None: all of it.
-    measure_latency: also record each sub-network's measured `latency` (not optimised).
+    objectives: minimised objectives, one of OBJECTIVE_SETS.
+    measure_latency: also record each sub-network's `latency` when it is not an objective.
+    runtime: where latency is measured: "torch" or "onnxruntime" (needs nas_pruning[onnx]).
+    latency_batch_size, latency_length: shape of the timed batch (random tokens, no padding).
+    latency_warmup, latency_repeats: untimed passes, then timed passes whose median is the latency.
+        Latency is timed with `num_threads` torch (and ONNX Runtime) threads, on Ray actors with
+        `actor_cpus`; the full model's latency (the hypervolume bound) is timed in this process.
     hypervolume_reference: "trivial" (the error's reference is the trivial predictor's
         validation error, so constant predictors add nothing) or "fixed" ((1, 1)); see
         nas_pruning.pareto.
@@ -113,7 +142,13 @@ class SearchSettings:
     seed: int = 0
     batch_size: int = 64
     max_validation_examples: int | None = None
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     measure_latency: bool = False
+    runtime: str = "torch"
+    latency_batch_size: int = 1
+    latency_length: int = 128
+    latency_warmup: int = 2
+    latency_repeats: int = 10
     hypervolume_reference: str = "trivial"
     num_threads: int | None = None
     ray_actors: int | None = None
@@ -134,6 +169,18 @@ class SearchSettings:
         for name, (ok, accepted) in checks.items():
             if not ok:
                 raise ValueError(f"SearchSettings.{name} must be {accepted}, got {getattr(self, name)!r}")
+        self.objectives = parse_objectives(self.objectives)
+        if self.runtime not in RUNTIMES:  # also when latency is not measured: a typo is still a mistake
+            raise ValueError(f"unknown runtime {self.runtime!r}; accepted: {', '.join(RUNTIMES)}")
+        self.latency_spec()  # a missing runtime or a bad shape fails here, before anything loads
+
+    def latency_spec(self) -> LatencySpec | None:
+        """How latency is measured, or None when it is neither an objective nor asked for."""
+        if LATENCY not in self.objectives and not self.measure_latency:
+            return None
+        return LatencySpec(
+            self.runtime, self.latency_batch_size, self.latency_length, self.latency_warmup, self.latency_repeats
+        )
 
     @property
     def uses_ray(self) -> bool:
@@ -170,24 +217,33 @@ def run_search(
     model, info = load_supernet(supernet_dir)
     space = get_search_space(settings.search_space or info.get("search_space") or "small", model.config)
     previous = _resume(output_dir, supernet_dir, settings, space)
+    spec = settings.latency_spec()
+    meter = LatencyMeter(spec) if spec is not None else None
     setup = prepare_evaluation(
-        supernet_dir, model, info, space, data_dir,
-        batch_size=settings.batch_size,
-        max_validation_examples=settings.max_validation_examples,
-        subset_seed=settings.seed,
-        measure_latency=settings.measure_latency,
-        progress=progress,
+        supernet_dir, model, info, space, data_dir, settings.batch_size, settings.max_validation_examples,
+        settings.seed, meter, progress,
     )
     evaluator, task, yardsticks, test_batches = setup.evaluator, setup.task, setup.yardsticks, setup.test_batches
+    objectives, bounds, latency_record = settings.objectives, dict(DEFAULT_BOUNDS), {}
+    if meter is not None:
+        for config, latency in zip(front_configs(previous), previous.get(LATENCY, [])):
+            if pd.notna(latency):  # measured by an earlier run of this search: not timed again
+                meter.remember(space.to_subnetwork(config), latency)
+        # The full model's latency, measured like every candidate's, is the upper bound of latency.
+        full_latency = meter(model, SubNetwork.full(get_adapter(model).dims(model.config)))
+        bounds[LATENCY] = (0.0, full_latency)
+        latency_record = {
+            LATENCY: {**spec.as_dict(), "full_model_latency": full_latency, "bounds": [0.0, full_latency]}
+        }
 
     results, experiment = _tune(evaluator, space, settings, output_dir, previous)
     _write_csv(results, output_dir / RESULTS_FILE)
-    front = _score_on_test(evaluator, pareto_front(results), test_batches, yardsticks, progress)
+    front = _score_on_test(evaluator, pareto_front(results, objectives), test_batches, yardsticks, progress)
     _write_csv(front, output_dir / FRONT_FILE)
     reference = make_reference_point(
-        DEFAULT_OBJECTIVES, settings.hypervolume_reference, trivial_error=1.0 - yardsticks.trivial_validation
+        objectives, settings.hypervolume_reference, trivial_error=1.0 - yardsticks.trivial_validation, bounds=bounds
     )
-    volume = hypervolume(front, reference_point=reference)
+    volume = hypervolume(front, objectives, reference_point=reference, bounds=bounds)
     summary = {
         "supernet": absolute_path(supernet_dir),
         "task": task.name,
@@ -196,21 +252,24 @@ def run_search(
         "evaluations": int(results["error"].notna().sum()),
         "front_size": len(front),
         "hypervolume": volume,
-        "hypervolume_objectives": list(DEFAULT_OBJECTIVES),
-        "hypervolume_bounds": DEFAULT_BOUNDS,
+        "hypervolume_objectives": list(objectives),
+        "hypervolume_bounds": bounds,
         "hypervolume_reference": settings.hypervolume_reference,
         "hypervolume_reference_point": reference,
+        "objectives": list(objectives),
+        **latency_record,
         "yardsticks": asdict(yardsticks),
         "settings": {**asdict(settings), "search_space": space.name},
     }
     write_text_atomic(output_dir / SEARCH_SETTINGS_FILE, json.dumps(summary, indent=2) + "\n")
+    # Error over the second objective (parameter ratio, or latency when it is the only other one).
     plot_front(
-        {settings.optimizer: front}, output_dir / "front.png", all_points=results,
+        {settings.optimizer: front}, output_dir / "front.png", objectives[:2], all_points=results,
         trivial_error=1.0 - yardsticks.trivial_validation,
     )
+    curve = hypervolume_over_time(results, objectives=objectives, reference_point=reference, bounds=bounds)
     plot_hypervolume(
-        {settings.optimizer: hypervolume_over_time(results, reference_point=reference)},
-        output_dir / "hypervolume.png", reference=settings.hypervolume_reference,
+        {settings.optimizer: curve}, output_dir / "hypervolume.png", reference=settings.hypervolume_reference
     )
     return SearchOutcome(results, front, volume, output_dir, experiment, yardsticks)
 
@@ -221,11 +280,15 @@ def _resume(output_dir: Path, supernet_dir, settings: SearchSettings, space: Sea
     Records what the search is started with in search.json; refuses a folder holding
     another search, or more evaluations than `settings` asks for.
     """
+    free = set(RUNTIME_SETTINGS)
+    if settings.latency_spec() is not None:  # the threads a latency is timed with change it
+        free -= {"num_threads", "actor_cpus"}
     started = {
         "supernet": absolute_path(supernet_dir),
-        **{k: v for k, v in asdict(settings).items() if k not in RUNTIME_SETTINGS},
+        **{k: v for k, v in asdict(settings).items() if k not in free},
         "search_space": space.name,
     }
+    started = json.loads(json.dumps(started))  # as search.json holds it (tuples become lists)
     record, results_file = output_dir / STARTED_FILE, output_dir / RESULTS_FILE
     restart = f"use another --output-dir, or delete {output_dir} to start this search over"
     if record.is_file():
@@ -248,6 +311,39 @@ def _resume(output_dir: Path, supernet_dir, settings: SearchSettings, space: Sea
     if done:
         print(f"resuming the search in {output_dir}: {done} of {settings.num_evaluations} evaluations done")
     return previous
+
+
+def load_supernet_data(
+    info: dict,
+    supernet_dir: str | os.PathLike,
+    tokenizer,
+    data_dir: str | os.PathLike | None = None,
+    splits: tuple[str, ...] = SPLITS,
+    max_validation_examples: int | None = None,
+    seed: int = 0,
+) -> TaskData:
+    """The splits of a super-network's task, split and subsampled as when it was trained.
+
+    info: the super-network's record (`load_supernet`) in `supernet_dir`; data_dir: GLUE folder,
+    default the one it was trained on; max_validation_examples: a random validation subset of this
+    size (drawn with `seed`). Validation and test are encoded; train, when asked for, is left as
+    text: only its labels are used (they decide the trivial prediction).
+    """
+    split = info.get("data", {})
+    data = load_task(
+        info["task"],
+        data_dir if data_dir is not None else _recorded_data_dir(split, supernet_dir),
+        seed=split.get("split_seed", 0),
+        val_fraction=split.get("val_fraction", 0.3),
+        max_train_examples=split.get("max_train_examples"),
+        splits=splits,
+    )
+    validation = data.validation
+    if validation is not None and max_validation_examples is not None and max_validation_examples < len(validation):
+        subset = validation.shuffle(seed=seed).select(range(max_validation_examples))
+        data = dataclasses.replace(data, validation=subset)
+    encoded = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
+    return dataclasses.replace(encoded, train=data.train)
 
 
 @dataclass
@@ -275,40 +371,26 @@ def prepare_evaluation(
     batch_size: int = 64,
     max_validation_examples: int | None = None,
     subset_seed: int = 0,
-    measure_latency: bool = False,
+    latency: LatencyMeter | None = None,
     progress: bool = True,
 ) -> EvaluationSetup:
-    """Load a super-network's task data split as it was trained, ready to score sub-networks of `space`.
+    """The evaluator a search scores sub-networks of `space` with, on the super-network's data split
+    as it was trained, and the yardsticks it is judged against.
 
     supernet_dir, model, info: the super-network's folder and what `load_supernet` read from it.
     data_dir: folder of GLUE TSVs; None: the one recorded with the super-network.
     max_validation_examples: score on a random validation subset of this size (drawn with
         `subset_seed`; a search draws it with its own seed); None: all of it.
-    measure_latency: the evaluator also reports each sub-network's measured `latency`.
+    latency: the evaluator also reports each sub-network's `latency`, measured by this meter.
     progress: show a progress bar while the unpruned model is scored on test.
     """
     task = get_task(info["task"])
-    split = info.get("data", {})
     tokenizer = load_tokenizer(supernet_dir)
-    data = load_task(
-        task.name,
-        data_dir if data_dir is not None else _recorded_data_dir(split, supernet_dir),
-        seed=split.get("split_seed", 0),
-        val_fraction=split.get("val_fraction", 0.3),
-        max_train_examples=split.get("max_train_examples"),
-    )
-    if max_validation_examples is not None and max_validation_examples < len(data.validation):
-        data = dataclasses.replace(
-            data, validation=data.validation.shuffle(seed=subset_seed).select(range(max_validation_examples))
-        )
-    trivial_from = data.train["label"]  # the train part only decides the trivial prediction
-    data = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
+    data = load_supernet_data(info, supernet_dir, tokenizer, data_dir, SPLITS, max_validation_examples, subset_seed)
     val_batches = list(make_loader(data.validation, tokenizer, batch_size=batch_size, by_length=True))
     test_batches = list(make_loader(data.test, tokenizer, batch_size=batch_size, by_length=True))
-    evaluator = SubnetworkEvaluator(
-        model, space, val_batches, task, latency_batch=_latency_batch(val_batches) if measure_latency else None
-    )
-    yardsticks = _yardsticks(evaluator, trivial_from, test_batches, progress)
+    evaluator = SubnetworkEvaluator(model, space, val_batches, task, latency=latency)
+    yardsticks = _yardsticks(evaluator, data.train["label"], test_batches, progress)
     return EvaluationSetup(evaluator, task, yardsticks, test_batches)
 
 
@@ -332,12 +414,15 @@ def _tune(
     scheduler = make_scheduler(
         settings.optimizer,
         space.config_space,
+        metrics=settings.objectives,
         points_to_evaluate=[c for c in space.initial_design() if c not in done_configs],
         random_seed=settings.seed + len(done_configs),
         **({"max_t": 1} if settings.optimizer == "moasha" else {}),
     )
     _replay(scheduler, previous)
-    store = IncrementalResults(output_dir, previous, trial_offset=len(done_configs), time_offset=elapsed)
+    store = IncrementalResults(
+        output_dir, previous, settings.objectives, trial_offset=len(done_configs), time_offset=elapsed
+    )
     backend = _backend(evaluator, settings)
     tuner = Tuner(
         trial_backend=backend,
@@ -423,14 +508,22 @@ class BudgetedScheduler(TrialScheduler):
 
 class IncrementalResults(StoreResultsCallback):
     """Syne Tune's results callback that also rewrites results.csv and a provisional pareto.csv
-    (validation objectives only) in `output_dir` as each result arrives, after the rows of an
-    earlier run of the search (`previous`); this run's trial ids and tuner times are shifted
-    by `trial_offset` and `time_offset` so that they continue those rows."""
+    (validation objectives only, over `objectives`) in `output_dir` as each result arrives, after
+    the rows of an earlier run of the search (`previous`); this run's trial ids and tuner times
+    are shifted by `trial_offset` and `time_offset` so that they continue those rows."""
 
-    def __init__(self, output_dir: Path, previous: pd.DataFrame, trial_offset: int, time_offset: float) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        previous: pd.DataFrame,
+        objectives: Sequence[str],
+        trial_offset: int,
+        time_offset: float,
+    ) -> None:
         super().__init__()
         self.output_dir = output_dir
         self.previous = previous
+        self.objectives = list(objectives)
         self.trial_offset = trial_offset
         self.time_offset = time_offset
         self.rows: list[dict[str, Any]] = []
@@ -443,8 +536,8 @@ class IncrementalResults(StoreResultsCallback):
         self.rows.append(row)
         table = self.table()
         _write_csv(table, self.output_dir / RESULTS_FILE)
-        if {"error", "params"} <= set(table.columns):
-            _write_csv(pareto_front(table), self.output_dir / FRONT_FILE)
+        if set(self.objectives) <= set(table.columns):
+            _write_csv(pareto_front(table, self.objectives), self.output_dir / FRONT_FILE)
 
     def table(self) -> pd.DataFrame:
         """The rows of the earlier runs and of this one."""
@@ -529,6 +622,3 @@ def _recorded_data_dir(split: dict, supernet_dir) -> str | None:
     recorded = split.get("data_dir")
     return None if recorded is None else stored_path(recorded, Path(supernet_dir) / INFO_FILE)
 
-
-def _latency_batch(batches: list[dict]) -> dict:
-    return {k: v for k, v in batches[0].items() if k != "labels"}

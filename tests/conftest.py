@@ -96,13 +96,13 @@ def glue_path() -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_supernet(tmp_path, glue_path):
-    """A 3-layer BERT super-network folder on RTE (real GLUE rows), as `finetune` writes it."""
+def save_tiny_supernet(folder: Path, glue_path: Path, pooling: str = "cls") -> Path:
+    """A 3-layer BERT super-network folder on RTE (real GLUE rows; MiniLM's vocabulary and tokenizer),
+    as `finetune` writes it, with a [CLS] or mean-pooling head."""
     from nas_pruning.models import load_tokenizer
     from nas_pruning.supernet import save_supernet
 
-    model = tiny_model("bert", num_labels=2, vocab_size=30522, max_position_embeddings=128)
+    model = tiny_model("bert", pooling=pooling, num_labels=2, vocab_size=30522, max_position_embeddings=128)
     info = {
         "task": "rte",
         "base_model": "tiny-bert",
@@ -110,7 +110,13 @@ def tiny_supernet(tmp_path, glue_path):
         "search_space": "small",
         "data": {"data_dir": str(glue_path), "split_seed": 0, "val_fraction": 0.3, "max_length": 64},
     }
-    return save_supernet(tmp_path / "supernet", model, info, load_tokenizer())
+    return save_supernet(folder, model, info, load_tokenizer())
+
+
+@pytest.fixture
+def tiny_supernet(tmp_path, glue_path):
+    """`save_tiny_supernet` with a [CLS] head."""
+    return save_tiny_supernet(tmp_path / "supernet", glue_path)
 
 
 TINY_STSB_VALIDATION = 48  # validation examples each evaluation of the tiny STS-B blackbox scores

@@ -130,3 +130,14 @@ def test_tabulate_rejects_bad_input(tiny_stsb, tmp_path, capsys):
     assert "results.csv not found" in capsys.readouterr().err
     assert main(["benchmark", "--blackbox", str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 2
     assert "not a blackbox folder" in capsys.readouterr().err
+
+
+def test_tabulate_with_latency_records_it_and_its_spec(tiny_stsb, tmp_path):
+    argv = ["tabulate", "--supernet", str(tiny_stsb["supernet"]), "--output-dir", str(tmp_path / "bb"),
+            "--num-configs", "2", "--max-validation-examples", "8", "--latency", "--threads", "1"]
+    assert main(argv) == 0
+    blackbox = load_tabulated(tmp_path / "bb")
+    assert blackbox.objectives_names == ["error", "params", "latency", "eval_time"]
+    assert (blackbox.dataframe()["latency"] > 0).all()
+    assert blackbox.metadata["latency"] == {"runtime": "torch", "batch_size": 1, "length": 128, "warmup": 2,
+                                            "repeats": 10}

@@ -1,19 +1,16 @@
-"""The CoFi-transfer benchmark's arithmetic: the report built from a synthetic rows table, the trivial
-predictor, resuming by rows, and the interleaved speed comparison. No claim is tested here."""
+"""The CoFi-transfer benchmark's arithmetic: the report built from a synthetic rows table, resuming by rows,
+and the interleaved speed comparison. No claim is tested here."""
 
 import sys
 from pathlib import Path
 
-import datasets
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from nas_pruning.cofi.data import TransferData
-from nas_pruning.cofi.report import FAILS, HOLDS, MISSING, build_report, claims, variant_summary
+from nas_pruning.cofi.report import FAILS, HOLDS, KEY, MISSING, build_report, claims, variant_summary
 from nas_pruning.cofi.speed import speed_comparison
-from nas_pruning.tasks import TaskData, get_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import cofi_transfer as benchmark  # noqa: E402
@@ -90,27 +87,15 @@ def test_report_is_built_from_rows_alone():
     assert "No rows yet" in build_report(pd.DataFrame(columns=list(synthetic_rows().columns)))
 
 
-def test_trivial_predictor_is_the_training_majority_or_a_constant():
-    def data(task, train_labels, test_labels):
-        splits = {name: datasets.Dataset.from_dict({"labels": labels})
-                  for name, labels in (("train", train_labels), ("test", test_labels))}  # fmt: skip
-        return TransferData(TaskData(get_task(task), splits["train"], splits["test"], splits["test"]), None, None)
-
-    assert benchmark.trivial_metric(data("sst2", [1, 1, 0], [1, 0, 0, 1, 1]), "test") == pytest.approx(0.6)
-    assert benchmark.trivial_metric(data("sst2", [0, 0, 1], [1, 0, 0, 1, 1]), "test") == pytest.approx(0.4)
-    assert benchmark.trivial_metric(data("stsb", [1.0, 4.5, 2.0], [0.5, 3.0, 5.0]), "test") == 0.0
-
-
 def test_planned_runs_and_resuming_by_rows(tmp_path):
     args = benchmark.parse_args(["--rows", str(tmp_path / "rows.csv"), "--work-dir", str(tmp_path)])
     runs = benchmark.planned_runs(args)
     assert len(runs) == 2 * 3 * (4 + 8)  # pairs x seeds x (couplings at 90% + all variants at 95%)
-    first = {**runs[0], "test_metric": 0.5}
-    benchmark.append_row(args.rows, first)
-    benchmark.append_row(args.rows, {**runs[1], "test_metric": 0.6})
-    rows = benchmark.read_rows(args.rows)
-    assert rows["test_metric"].tolist() == [0.5, 0.6] and not list(tmp_path.glob(".*.tmp"))
-    done = benchmark.done_keys(rows)
+    benchmark.bench_rows.append(args.rows, {**runs[0], "test_metric": 0.5})
+    benchmark.bench_rows.append(args.rows, {**runs[1], "test_metric": 0.6})
+    rows = benchmark.bench_rows.read(args.rows)
+    assert rows["test_metric"].tolist() == [0.5, 0.6] and not list(tmp_path.glob("*.tmp"))
+    done = benchmark.bench_rows.done(args.rows, list(KEY))
     assert [benchmark.run_key(run) in done for run in runs[:3]] == [True, True, False]
     with pytest.raises(SystemExit, match="not in grid"):
         benchmark.planned_runs(benchmark.parse_args(["--pairs", "rte:qnli"]))
@@ -185,6 +170,7 @@ def test_benchmark_appends_a_row_per_run_skips_it_on_rerun_and_rebuilds_the_repo
     benchmark.main(argv)
     rows = pd.read_csv(tmp_path / "rows.csv")
     assert rows["variant"].tolist() == ["none", "delta"] and rows["coupling"].tolist() == ["none", "delta"]
+    assert rows["pooling"].tolist() == ["cls", "cls"]  # a tiny BERT declares no sentence-transformers pooling
     # A constant class on RTE's dev split (131 entailment of 277), the same for both runs (one teacher, one seed).
     assert rows["trivial_test_metric"].nunique() == 1 and rows["trivial_test_metric"][0] in (131 / 277, 146 / 277)
     for column in ("val_metric", "test_metric", "teacher_test_metric", "real_sparsity", "params", "speedup_32x128",

@@ -2,6 +2,7 @@ import datetime
 import importlib.util
 
 import numpy as np
+import pandas as pd
 import pytest
 from pymoo.algorithms.moo.moead import MOEAD
 from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -197,3 +198,23 @@ def test_a_custom_searcher_runs_under_the_syne_tune_tuner(tmp_path, monkeypatch)
     assert results["trial_id"].nunique() >= 5
     front = pareto_front(results)
     assert not front.empty and hypervolume(results) > 0
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_minimises_three_objectives(name):
+    """error, params and latency (here: a cost that depends on the activation and the layers)."""
+    settings = {"max_t": 1} if name == "moasha" else {}
+    scheduler = make(name, metrics=("error", "params", "latency"), **settings)
+    points = []
+    for trial_id in range(12):
+        suggestion = scheduler.suggest()
+        assert_in_space(suggestion.config)
+        trial = Trial(trial_id=trial_id, config=suggestion.config, creation_time=datetime.datetime.now())
+        scheduler.on_trial_add(trial)
+        config = suggestion.config
+        result = {**toy(config), "latency": config["layers"] * {"relu": 1.0, "gelu": 1.2, "tanh": 1.5}[config["act"]]}
+        scheduler.on_trial_result(trial, {**result, "epoch": 1})
+        scheduler.on_trial_complete(trial, {**result, "epoch": 1})
+        points.append([result["error"], result["params"], result["latency"]])
+    front = pareto_front(pd.DataFrame(points, columns=["error", "params", "latency"]), ("error", "params", "latency"))
+    assert 1 <= len(front) <= 12

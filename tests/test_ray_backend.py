@@ -27,6 +27,7 @@ from nas_pruning.baselines import standard_nas as standard_nas_module
 from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.cli import build_parser, main
 from nas_pruning.optimizers import make_scheduler
+from nas_pruning.runtimes import LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.tasks import get_task
 
@@ -57,8 +58,8 @@ def make_evaluator(latency_repeats=1):
     model = tiny_model("bert", num_labels=2)
     batches = random_batches(3, 16)
     space = get_search_space("small", model.config)
-    latency_batch = {"input_ids": batches[0]["input_ids"]}
-    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch, latency_repeats)
+    meter = LatencyMeter(LatencySpec(batch_size=16, length=10, warmup=0, repeats=latency_repeats))
+    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency=meter)
 
 
 class KillActorWhenTrialStarts(TunerCallback):

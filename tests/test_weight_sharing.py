@@ -9,6 +9,7 @@ from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightShari
 from nas_pruning.evaluation import SharedEmbeddings, evaluate, predict
 from nas_pruning.models import extract_subnetwork
 from nas_pruning.optimizers import OPTIMIZERS, make_scheduler
+from nas_pruning.runtimes import LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.tasks import get_task
 
@@ -18,8 +19,8 @@ def evaluator():
     model = tiny_model("bert", num_labels=2)
     batches = random_batches(3, 8)
     space = get_search_space("small", model.config)
-    latency_batch = {"input_ids": batches[-1]["input_ids"]}
-    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency_batch=latency_batch)
+    meter = LatencyMeter(LatencySpec(batch_size=2, length=8, warmup=0, repeats=2))
+    return SubnetworkEvaluator(model, space, batches, get_task("rte"), latency=meter)
 
 
 def test_evaluator_scores_match_the_extracted_subnetwork(evaluator):
@@ -29,6 +30,14 @@ def test_evaluator_scores_match_the_extracted_subnetwork(evaluator):
     assert result["error"] == pytest.approx(evaluate(small, evaluator.batches, evaluator.task)["error"])
     assert result["params"] == pytest.approx(evaluator.search_space.parameter_ratio(config))
     assert result["latency"] > 0 and result["eval_time"] > 0
+
+
+def test_latency_is_measured_once_per_architecture(evaluator):
+    config = {"num_layers": 2, "num_heads": 3, "num_units": 7}
+    first = evaluator(config)["latency"]
+    assert evaluator(config)["latency"] == first and evaluator.latency.measurements == 1
+    evaluator.replicate()({"num_layers": 1, "num_heads": 3, "num_units": 7})  # replicas share the cache
+    assert evaluator.latency.measurements == 2
 
 
 def _run_tuner(evaluator, method, tmp_path, monkeypatch, n_workers=2, trials=5, seed=0):

@@ -66,8 +66,6 @@ class EvaluatorActor:
         if use_gpu:
             evaluator.model.to("cuda")
             evaluator.batches = [{k: v.to("cuda") for k, v in batch.items()} for batch in evaluator.batches]
-            if evaluator.latency_batch is not None:
-                evaluator.latency_batch = {k: v.to("cuda") for k, v in evaluator.latency_batch.items()}
         self.evaluator = evaluator
 
     def evaluate(self, config: dict[str, Any]) -> dict[str, Any]:

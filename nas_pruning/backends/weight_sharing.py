@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import queue
-import statistics
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
-import torch
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, Trial, TrialResult
 from syne_tune.constants import ST_WORKER_ITER, ST_WORKER_TIME, ST_WORKER_TIMESTAMP
@@ -31,7 +29,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nas_pruning.evaluation import SharedEmbeddings, evaluate
-from nas_pruning.models import count_parameters, select_subnetwork
+from nas_pruning.models import count_parameters
+from nas_pruning.runtimes import LatencyMeter
 from nas_pruning.search_spaces import SearchSpace
 from nas_pruning.tasks import Task
 
@@ -46,8 +45,8 @@ class SubnetworkEvaluator:
         model's device; batches sorted by length (`make_loader(..., by_length=True)`)
         waste the least compute on padding.
     task: gives the metric; `error` = 1 - metric.
-    latency_batch: if given, each evaluation also reports `latency`, the median
-        seconds of `latency_repeats` forward passes of the sub-network on it.
+    latency: if given, each evaluation also reports `latency`, measured on the
+        extracted sub-network (see nas_pruning.runtimes.LatencyMeter; replicas share its cache).
     """
 
     def __init__(
@@ -56,16 +55,14 @@ class SubnetworkEvaluator:
         search_space: SearchSpace,
         batches: Sequence[dict],
         task: Task,
-        latency_batch: dict | None = None,
-        latency_repeats: int = 3,
+        latency: LatencyMeter | None = None,
     ) -> None:
         self.model = model.eval()
         self.search_space = search_space
         device = next(model.parameters()).device
         self.batches = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
         self.task = task
-        self.latency_batch = latency_batch
-        self.latency_repeats = latency_repeats
+        self.latency = latency
         self._full_params = count_parameters(model)
         # Every sub-network keeps the whole hidden size (select_subnetwork prunes no
         # hidden dimensions), so all share the embedding layer's output on a batch.
@@ -82,19 +79,9 @@ class SubnetworkEvaluator:
             "params": count_parameters(self.model, sub) / self._full_params,
             "eval_time": time.perf_counter() - start,
         }
-        if self.latency_batch is not None:
-            result["latency"] = self._latency(sub)
+        if self.latency is not None:
+            result["latency"] = self.latency(self.model, sub)
         return result
-
-    @torch.inference_mode()
-    def _latency(self, sub) -> float:
-        times = []
-        with select_subnetwork(self.model, sub):
-            for _ in range(self.latency_repeats):
-                start = time.perf_counter()
-                self.model(**self.latency_batch)
-                times.append(time.perf_counter() - start)
-        return statistics.median(times)
 
     def replicate(self) -> "SubnetworkEvaluator":
         """An evaluator over its own copy of the model (data tensors are shared, read-only)."""

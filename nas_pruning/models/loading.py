@@ -16,7 +16,7 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from nas_pruning.models.pruned_modeling import POOLINGS
-from nas_pruning.models.registry import get_adapter
+from nas_pruning.models.registry import get_adapter, is_pruned
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 POOLING_CHOICES = ("auto",) + POOLINGS
@@ -89,7 +89,7 @@ def resolve_pooling(pooling: str, name_or_path: str | None, config: PretrainedCo
 def classifier_class(config: PretrainedConfig) -> type:
     """The class that builds a sequence classifier for `config`: the stock one (through the Auto
     class, which also loads pruned models) unless the config asks for mean pooling."""
-    if getattr(config, "classifier_pooling", "cls") == "mean" and not config.model_type.startswith("pruned_"):
+    if getattr(config, "classifier_pooling", "cls") == "mean" and not is_pruned(config):
         return get_adapter(config).model_class
     return AutoModelForSequenceClassification
 
@@ -140,7 +140,7 @@ def load_model(
     """
     path = resolve_model_path(name_or_path)
     config = load_config(name_or_path)
-    if not config.model_type.startswith("pruned_"):
+    if not is_pruned(config):
         get_adapter(config)  # clear error for unsupported families before loading weights
     num_labels = 1 if is_regression else num_labels
     new_head = getattr(config, "num_labels", None) != num_labels

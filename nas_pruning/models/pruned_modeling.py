@@ -21,6 +21,11 @@ config fields:
 This file imports only torch and transformers: `save_pretrained` copies it next to
 the weights, so plain transformers loads the model back with
 `AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`.
+
+The configs keep the stock `model_type` ("bert", "roberta"): AutoConfig and AutoTokenizer
+read config.json first, and an unknown model_type with custom config code makes them ask
+"run the custom code? [y/N]" even to load a tokenizer. With a stock model_type they load
+the plain config without asking; `trust_remote_code=True` still selects these classes.
 """
 
 import copy
@@ -131,7 +136,7 @@ def _init_pruned_fields(config, layer_heads, layer_units, attention_head_size) -
 
 
 class PrunedBertConfig(BertConfig):
-    model_type = "pruned_bert"
+    model_type = "bert"  # see the module docstring
 
     def __init__(self, layer_heads=None, layer_units=None, attention_head_size=None, **kwargs):
         super().__init__(**kwargs)
@@ -139,7 +144,7 @@ class PrunedBertConfig(BertConfig):
 
 
 class PrunedRobertaConfig(RobertaConfig):
-    model_type = "pruned_roberta"
+    model_type = "roberta"  # see the module docstring
 
     def __init__(self, layer_heads=None, layer_units=None, attention_head_size=None, **kwargs):
         super().__init__(**kwargs)
