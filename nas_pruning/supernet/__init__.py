@@ -9,7 +9,6 @@ model, info = load_supernet(folder)
 
 from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
 from nas_pruning.supernet.config import TrainingConfig
-from nas_pruning.supernet.losses import DistillationLoss, task_loss
 from nas_pruning.supernet.pipeline import finetune
 from nas_pruning.supernet.storage import INFO_FILE, load_supernet, read_info, save_supernet, training_seconds
 from nas_pruning.supernet.strategies import (
@@ -22,6 +21,7 @@ from nas_pruning.supernet.strategies import (
     smallest_subnetwork,
 )
 from nas_pruning.supernet.trainer import CHECKPOINT_DIR, train_supernet
+from nas_pruning.training.distillation import DistillationLoss, task_loss
 
 __all__ = [
     "CHECKPOINT_DIR",

@@ -29,9 +29,9 @@ from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
 from nas_pruning.supernet.config import TrainingConfig
 from nas_pruning.supernet.distributed import DataParallel
-from nas_pruning.supernet.losses import DistillationLoss, task_loss
 from nas_pruning.supernet.strategies import Pass, Strategy, as_strategy
 from nas_pruning.tasks import Task
+from nas_pruning.training.distillation import DistillationLoss, task_loss
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_EVERY = 10  # steps between progress-bar loss updates
