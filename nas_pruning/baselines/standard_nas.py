@@ -34,7 +34,7 @@ from syne_tune.constants import ST_CHECKPOINT_DIR
 from nas_pruning.baselines.data import load_baseline_data
 from nas_pruning.models import extract_subnetwork, load_model, load_tokenizer, parameter_ratio
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet import TrainingConfig, train_supernet
+from nas_pruning.training import TrainingConfig, train_supernet
 
 METHOD = "standard_nas"
 SEARCH_SPACE = "small"
