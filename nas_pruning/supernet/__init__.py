@@ -9,44 +9,9 @@ model, info = load_supernet(folder)
 ```
 """
 
+from nas_pruning import training
 from nas_pruning.supernet.pipeline import finetune
 from nas_pruning.supernet.storage import INFO_FILE, load_supernet, read_info, save_supernet, training_seconds
-from nas_pruning.training import (  # the training loop, re-exported as the super-network API
-    CHECKPOINT_DIR,
-    STRATEGIES,
-    Checkpoint,
-    DistillationLoss,
-    Pass,
-    Strategy,
-    TrainingConfig,
-    TrainingState,
-    as_strategy,
-    get_strategy,
-    random_subnetwork,
-    smallest_subnetwork,
-    task_loss,
-    train_supernet,
-)
+from nas_pruning.training import *  # noqa: F403 (the training loop, re-exported as the super-network API)
 
-__all__ = [
-    "CHECKPOINT_DIR",
-    "Checkpoint",
-    "DistillationLoss",
-    "INFO_FILE",
-    "Pass",
-    "STRATEGIES",
-    "Strategy",
-    "TrainingConfig",
-    "TrainingState",
-    "as_strategy",
-    "finetune",
-    "get_strategy",
-    "load_supernet",
-    "random_subnetwork",
-    "read_info",
-    "save_supernet",
-    "smallest_subnetwork",
-    "task_loss",
-    "train_supernet",
-    "training_seconds",
-]
+__all__ = [*training.__all__, "INFO_FILE", "finetune", "load_supernet", "read_info", "save_supernet", "training_seconds"]
