@@ -49,7 +49,7 @@ from nas_pruning.baselines.data import load_baseline_data
 from nas_pruning.baselines.head_pruning import head_pruning
 from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_free
-from nas_pruning.baselines.standard_nas import standard_nas
+from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.models import load_tokenizer
 from nas_pruning.pareto import (
     hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume, select_member,

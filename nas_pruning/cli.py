@@ -19,9 +19,9 @@ from nas_pruning.arguments import (
     ratio,
     warmup_ratio,
 )
-from nas_pruning.baselines.commands import add_commands as add_baseline_commands
 from nas_pruning.blackbox import HOLDOUT_FRACTION, SURROGATES, load_tabulated, tabulate
-from nas_pruning.cofi.commands import add_commands as add_cofi_commands
+from nas_pruning.commands.baselines import add_commands as add_baseline_commands
+from nas_pruning.commands.cofi import add_commands as add_cofi_commands
 from nas_pruning.export import INDEX_FILE, ExportSettings, NothingLearned, export_front, export_member
 from nas_pruning.models import count_parameters, get_adapter, load_model
 from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP

@@ -12,7 +12,6 @@ import torch
 from conftest import tiny_model
 from transformers import AutoModelForSequenceClassification
 
-from nas_pruning.baselines.commands import add_commands
 from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.head_pruning import head_importance, head_pruning
 from nas_pruning.baselines.layer_drop import layer_drop, top_layers_dropped
@@ -29,7 +28,9 @@ from nas_pruning.baselines.retraining_free import (
     search_masks,
 )
 from nas_pruning.baselines import standard_nas as standard_nas_module
-from nas_pruning.baselines.standard_nas import standard_nas, train_candidate
+from nas_pruning.baselines.standard_nas import train_candidate
+from nas_pruning.commands.baselines import add_commands
+from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.models import SubNetwork, count_parameters, extract_subnetwork, get_adapter, load_tokenizer
 from nas_pruning.models.importance import importance_scores
 from nas_pruning.supernet import TrainingConfig

@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
 from nas_pruning.cofi.checkpoint import RunCheckpoint
-from nas_pruning.cofi.commands import add_commands
+from nas_pruning.commands.cofi import add_commands
 from nas_pruning.cofi.data import load_transfer_data
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import count_parameters, load_model, load_tokenizer
@@ -210,7 +210,7 @@ def test_diverging_run_stops_with_a_message_and_writes_no_model(glue_path, tmp_p
 
 
 def test_backend_runs_two_trials_under_local_backend(tiny_model_dir, glue_path, tmp_path):
-    from nas_pruning.backends.cofi_transfer import cofi_transfer_config_space, max_epochs, run_cofi_search
+    from nas_pruning.experiments.cofi_transfer import cofi_transfer_config_space, max_epochs, run_cofi_search
 
     fixed = tiny_config(tiny_model_dir, glue_path, tmp_path).to_dict()
     for name in ("task", "target_sparsity", "coupling", "lambda_delta", "aux_task", "stage", "transfer"):

@@ -8,12 +8,17 @@ import torch
 from conftest import TINY, tiny_model
 
 from nas_pruning.cofi.config import CoFiConfig
-from nas_pruning.cofi.distillation import LayerDistillation, _match, default_teacher_layers, logit_distillation_loss
 from nas_pruning.cofi.pruner import CoFiPruner
 from nas_pruning.cofi.transfer import AUXILIARY, TARGET, CoupledMasks, MultiTaskModel, mask_difference, with_new_head
 from nas_pruning.models import get_adapter
 from nas_pruning.tasks import get_task
-
+from nas_pruning.training.distillation import (
+    DistillationLoss,
+    LayerDistillation,
+    _match,
+    default_teacher_layers,
+    logit_distillation_loss,
+)
 
 
 def batches(seed, count, regression=False):
@@ -137,9 +142,19 @@ def test_new_head_works_on_an_extracted_model():
 
 def test_logit_distillation_is_zero_for_equal_logits_and_positive_otherwise():
     logits = torch.randn(5, 3)
-    assert logit_distillation_loss(logits, logits).item() == pytest.approx(0, abs=1e-6)
-    assert logit_distillation_loss(logits, logits.flip(0)).item() > 0
-    assert logit_distillation_loss(logits[:, :1], logits[:, :1] + 1, is_regression=True).item() == pytest.approx(1)
+    assert logit_distillation_loss(logits, logits, 2.0).item() == pytest.approx(0, abs=1e-6)
+    assert logit_distillation_loss(logits, logits.flip(0), 2.0).item() > 0
+    assert logit_distillation_loss(logits[:, :1], logits[:, :1] + 1, 2.0, is_regression=True).item() == pytest.approx(1)
+
+
+@pytest.mark.parametrize("is_regression", [False, True])
+def test_super_network_and_cofi_distil_logits_with_one_loss(is_regression):
+    # The super-network's DistillationLoss (task weight 0) is CoFi's logit loss on a detached teacher, to the bit.
+    student, teacher = torch.randn(6, 1 if is_regression else 3), torch.randn(6, 1 if is_regression else 3)
+    for temperature in (1.0, 2.0, 3.5):
+        shared = logit_distillation_loss(student, teacher, temperature, is_regression)
+        supernet = DistillationLoss(temperature, is_regression=is_regression)(student, teacher, torch.zeros(6))
+        assert torch.equal(shared, supernet)
 
 
 def test_layer_matching_is_monotone_and_skips_inactive_layers():

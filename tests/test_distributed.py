@@ -13,8 +13,8 @@ from conftest import tiny_model
 from nas_pruning.cli import main
 from nas_pruning.models import load_tokenizer
 from nas_pruning.supernet import load_supernet
-from nas_pruning.supernet.distributed import DataParallel, data_parallel_from_environment
 from nas_pruning.tasks import make_loader
+from nas_pruning.training.distributed import DataParallel, data_parallel_from_environment
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # dropout masks differ per rank
 

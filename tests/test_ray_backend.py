@@ -19,13 +19,15 @@ from syne_tune.tuner_callback import TunerCallback
 
 from syne_tune.backend import LocalBackend
 
-from nas_pruning.backends import cofi_transfer, ray_backend
+from nas_pruning.backends import ray_backend
 from nas_pruning.backends.ray_backend import RayScriptBackend, RayWeightSharingBackend
 from nas_pruning.backends.trial_engine import script_backend
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
-from nas_pruning.baselines import standard_nas as standard_nas_module
-from nas_pruning.baselines.standard_nas import standard_nas
 from nas_pruning.cli import build_parser, main
+from nas_pruning.cofi import trial as cofi_trial
+from nas_pruning.experiments import cofi_transfer
+from nas_pruning.experiments import standard_nas as standard_nas_module
+from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.runtimes import LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import get_search_space
@@ -238,7 +240,7 @@ def test_trial_script_commands_ask_ray_for_the_requested_resources(
     commands = {
         "standard_nas.py": ["baseline", "standard-nas", "--task", "rte", "--model", str(pretrained_folder),
                             "--max-trials", "4", "--threads", "1"],
-        "cofi_transfer.py": ["cofi-search", "--task", "rte", "--threads", "1"],
+        "trial.py": ["cofi-search", "--task", "rte", "--threads", "1"],
     }  # fmt: skip
     for script, argv in commands.items():
         ray_argv = ["--ray-address", "auto", "--cpus-per-trial", "3", "--gpus-per-trial", "0.5"]
@@ -248,7 +250,7 @@ def test_trial_script_commands_ask_ray_for_the_requested_resources(
         resources = {"num_cpus_per_trial": 3.0, "num_gpus_per_trial": 0.5, "ray_address": "auto"}
         assert requested.value.args == (script, {**resources, "delete_checkpoints": True})
         assert spaces.pop()["num_threads"] == 3  # each trial's torch threads: its CPUs, not the local setting
-    with script_backend(cofi_transfer.__file__) as backend:  # no Ray option: local processes
+    with script_backend(cofi_trial.__file__) as backend:  # no Ray option: local processes
         assert type(backend) is LocalBackend
 
 

@@ -1,8 +1,8 @@
 """Where the trials of a trial-script search run: local processes or Ray tasks.
 
-CoFi-transfer (`nas_pruning.backends.cofi_transfer`) and standard NAS
-(`nas_pruning.baselines.standard_nas`) run every trial as a Syne Tune `LocalBackend`
-entry-point script. `RayTrials` holds the options that send those trials to Ray
+The CoFi-transfer and standard-NAS experiments (`nas_pruning.experiments`) run every
+trial as a Syne Tune `LocalBackend` entry-point script (`nas_pruning.cofi.trial`,
+`nas_pruning.baselines.standard_nas`). `RayTrials` holds the options that send those trials to Ray
 instead, and `script_backend` makes the one choice between a `LocalBackend` (a process
 per trial on this machine) and a `RayScriptBackend` (a Ray task per trial, with its
 own CPU / GPU request, on any node of a Ray cluster). Both commands take the options

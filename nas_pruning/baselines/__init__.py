@@ -1,13 +1,14 @@
 """The methods weight-sharing NAS is compared with, each writing the common results table.
 
-- `standard_nas.standard_nas`: fine-tune every SMALL-space candidate on its own (Syne Tune trials).
+- `standard_nas`: fine-tune one SMALL-space candidate (the Syne Tune trial of standard NAS,
+  whose experiment is `nas_pruning.experiments.standard_nas.standard_nas`).
 - `head_pruning.head_pruning`: iterative gradient-importance head pruning (Michel et al. 2019).
 - `layer_drop.layer_drop`: drop the top k layers (Sajjad et al.).
 - `retraining_free.retraining_free`: Fisher mask search, rearrangement and tuning (Kwon et al. 2022).
 
 They share `data.BaselineData` (task and batches), `results.ResultsTable` (the table:
-method, error, params, test_error, test_metric, wall_time, ...) and
-`commands.add_commands` (`nas-pruning baseline ...`). The functions are imported from
+method, error, params, test_error, test_metric, wall_time, ...); their command group
+is `nas_pruning.commands.baselines` (`nas-pruning baseline ...`). The functions are imported from
 their modules (`from nas_pruning.baselines.head_pruning import head_pruning`), which
 keeps `python -m nas_pruning.baselines.standard_nas` (a trial) free of the others.
 """

@@ -11,8 +11,8 @@ from typing import Iterable, Sized
 from torch import nn
 
 from nas_pruning.evaluation import evaluate
-from nas_pruning.supernet import TrainingConfig, train_supernet
 from nas_pruning.tasks import Task, encode, load_task, make_loader
+from nas_pruning.training import TrainingConfig, train_supernet
 
 
 @dataclass(frozen=True)

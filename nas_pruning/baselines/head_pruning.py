@@ -25,7 +25,7 @@ from nas_pruning.baselines.data import BaselineData
 from nas_pruning.baselines.mask_gradients import mask_gradients
 from nas_pruning.baselines.results import ResultsTable, structure_columns
 from nas_pruning.models import SubNetwork, count_parameters, extract_subnetwork, get_adapter
-from nas_pruning.supernet import TrainingConfig
+from nas_pruning.training import TrainingConfig
 
 
 def head_importance(

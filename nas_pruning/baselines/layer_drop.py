@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from nas_pruning.baselines.data import BaselineData
 from nas_pruning.baselines.results import ResultsTable
 from nas_pruning.models import ModelDims, SubNetwork, count_parameters, extract_subnetwork, get_adapter
-from nas_pruning.supernet import TrainingConfig
+from nas_pruning.training import TrainingConfig
 
 
 def top_layers_dropped(dims: ModelDims, k: int) -> SubNetwork:

@@ -14,9 +14,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nas_pruning.cofi.data import to_device, without_labels
-from nas_pruning.cofi.distillation import logit_distillation_loss
 from nas_pruning.cofi.divergence import check_finite
 from nas_pruning.cofi.transfer import MultiTaskModel
+from nas_pruning.training.distillation import logit_distillation_loss
 
 MAX_GRAD_NORM = 1.0
 

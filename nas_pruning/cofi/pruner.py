@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from nas_pruning.cofi.config import CoFiConfig
 from nas_pruning.cofi.data import to_device, without_labels
 from nas_pruning.cofi.deterministic import deterministic_gates
-from nas_pruning.cofi.distillation import LayerDistillation, logit_distillation_loss
 from nas_pruning.cofi.divergence import check_finite
 from nas_pruning.cofi.gated_model import apply_gates
 from nas_pruning.cofi.lagrangian import Lagrangian, TargetSchedule
@@ -28,6 +27,7 @@ from nas_pruning.cofi.masks import GateValues, sample_gates
 from nas_pruning.cofi.sparsity import expected_sparsity
 from nas_pruning.cofi.transfer import AUXILIARY, TARGET, CoupledMasks, MultiTaskModel
 from nas_pruning.models import get_adapter
+from nas_pruning.training.distillation import LayerDistillation, logit_distillation_loss
 
 MAX_GRAD_NORM = 1.0
 

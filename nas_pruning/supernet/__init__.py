@@ -1,4 +1,6 @@
-"""Super-network training: weight-sharing strategies, the training loop, saving and loading.
+"""Super-networks: the fine-tuning stage (:func:`finetune`: importance order, training, saving) and
+super-network folders (:func:`save_supernet`, :func:`load_supernet`). The training loop and its
+weight-sharing strategies live in :mod:`nas_pruning.training` and are re-exported here.
 
 ```python
 from nas_pruning.supernet import finetune, load_supernet
@@ -7,41 +9,9 @@ model, info = load_supernet(folder)
 ```
 """
 
-from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
-from nas_pruning.supernet.config import TrainingConfig
-from nas_pruning.supernet.losses import DistillationLoss, task_loss
+from nas_pruning import training
 from nas_pruning.supernet.pipeline import finetune
 from nas_pruning.supernet.storage import INFO_FILE, load_supernet, read_info, save_supernet, training_seconds
-from nas_pruning.supernet.strategies import (
-    STRATEGIES,
-    Pass,
-    Strategy,
-    as_strategy,
-    get_strategy,
-    random_subnetwork,
-    smallest_subnetwork,
-)
-from nas_pruning.supernet.trainer import CHECKPOINT_DIR, train_supernet
+from nas_pruning.training import *  # noqa: F403 (the training loop, re-exported as the super-network API)
 
-__all__ = [
-    "CHECKPOINT_DIR",
-    "Checkpoint",
-    "DistillationLoss",
-    "INFO_FILE",
-    "Pass",
-    "STRATEGIES",
-    "Strategy",
-    "TrainingConfig",
-    "TrainingState",
-    "as_strategy",
-    "finetune",
-    "get_strategy",
-    "load_supernet",
-    "random_subnetwork",
-    "read_info",
-    "save_supernet",
-    "smallest_subnetwork",
-    "task_loss",
-    "train_supernet",
-    "training_seconds",
-]
+__all__ = [*training.__all__, "INFO_FILE", "finetune", "load_supernet", "read_info", "save_supernet", "training_seconds"]

@@ -12,15 +12,15 @@ from datasets import Dataset
 
 from nas_pruning.files import absolute_path
 from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
-from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.models.importance import importance_scores, reorder_by_importance
+from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet.config import TrainingConfig
-from nas_pruning.supernet.distributed import data_parallel_from_environment
 from nas_pruning.supernet.storage import save_supernet
-from nas_pruning.supernet.strategies import Strategy, as_strategy
-from nas_pruning.supernet.trainer import has_checkpoint, train_supernet
 from nas_pruning.tasks import encode, load_task, make_loader
+from nas_pruning.training.config import TrainingConfig
+from nas_pruning.training.distributed import data_parallel_from_environment
+from nas_pruning.training.strategies import Strategy, as_strategy
+from nas_pruning.training.trainer import has_checkpoint, train_supernet
 
 VAL_FRACTION = 0.3
 
@@ -73,7 +73,7 @@ def finetune(
         max_steps, ...).
 
     Started by `torchrun --nproc_per_node N` or `accelerate launch --num_processes N`,
-    the N processes train data-parallel (see `nas_pruning.supernet.distributed`):
+    the N processes train data-parallel (see `nas_pruning.training.distributed`):
     `batch_size` stays the global batch (each process takes batch_size / N of it),
     so the run matches a single-process one; rank 0 writes the folder.
     """

@@ -26,9 +26,9 @@ from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.head_pruning import head_pruning
 from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import COSTS, DEFAULT_BUDGETS, retraining_free
-from nas_pruning.baselines.standard_nas import standard_nas
-from nas_pruning.models import load_model, load_tokenizer
+from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.files import stored_path
+from nas_pruning.models import load_model, load_tokenizer
 from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP, load_config, max_sequence_length
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet

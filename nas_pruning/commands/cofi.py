@@ -89,8 +89,8 @@ def cmd_cofi(args: argparse.Namespace) -> None:
 
 
 def cmd_cofi_search(args: argparse.Namespace) -> None:
-    # Imported here: the backend pulls in Syne Tune, which the other commands do not need.
-    from nas_pruning.backends.cofi_transfer import cofi_transfer_config_space, run_cofi_search
+    # Imported here: the experiment pulls in Syne Tune, which the other commands do not need.
+    from nas_pruning.experiments.cofi_transfer import cofi_transfer_config_space, run_cofi_search
 
     defaults = CoFiConfig.__dataclass_fields__
     fixed = {

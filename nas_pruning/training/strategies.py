@@ -4,7 +4,7 @@ A strategy is a small object that, at every step, returns the list of forward /
 backward passes of that step (:class:`Pass`): the full network, random
 sub-networks of the search space, the smallest one, each trained on the labels or
 distilled from the full network's logits of the same step. The training loop
-(`nas_pruning.supernet.trainer`) sums the gradients of all passes and takes one
+(`nas_pruning.training.trainer`) sums the gradients of all passes and takes one
 optimizer step.
 
 Strategies (Klein et al. 2024, section "super-network training"):

@@ -1,15 +1,18 @@
-"""Distillation from the fine-tuned (teacher) model: logits and layer-wise hidden states.
+"""Distillation from a teacher's outputs, shared by super-network training and CoFi.
 
-Logits: KL(softmax(teacher / T) || softmax(student / T)) * T^2, the usual
-temperature-scaled distillation; mean squared error for regression tasks.
+Logits (:func:`logit_distillation_loss`): KL(softmax(teacher / T) || softmax(student / T))
+* T^2, so that gradient sizes do not shrink as the temperature grows (Hinton et al. 2015);
+mean squared error between the outputs for regression tasks (no temperature there).
+Super-network training wraps it in :class:`DistillationLoss` (teacher detached, plus a
+weighted task loss); CoFi calls it with its own temperature (``distill_temperature``).
 
-Hidden states (CoFi): a few teacher layers are each matched to one student layer
-per batch. A learned linear map (initialised to the identity, so an unpruned
-student starts with zero loss) carries student states into the teacher's space;
-for every teacher layer, from the last to the first, the student layer with the
-smallest mean squared error among those below the previous match is chosen,
-skipping student layers that computed nothing in this step. The loss is the sum
-of the matched errors, over real (non-padding) tokens.
+Hidden states (CoFi, :class:`LayerDistillation`): a few teacher layers are each matched
+to one student layer per batch. A learned linear map (initialised to the identity, so
+an unpruned student starts with zero loss) carries student states into the teacher's
+space; for every teacher layer, from the last to the first, the student layer with the
+smallest mean squared error among those below the previous match is chosen, skipping
+student layers that computed nothing in this step. The loss is the sum of the matched
+errors, over real (non-padding) tokens.
 """
 
 from __future__ import annotations
@@ -21,10 +24,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, is_regression: bool) -> torch.Tensor:
+    """Cross-entropy on class ids, or mean squared error on real targets (logits [N, 1])."""
+    if is_regression:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    return F.cross_entropy(logits, labels)
+
+
 def logit_distillation_loss(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 2.0, is_regression: bool = False
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, is_regression: bool = False
 ) -> torch.Tensor:
-    """Distillation loss between student and teacher logits [batch, classes]."""
+    """Distillation loss between student and teacher logits [batch, classes] ([batch, 1] for regression).
+
+    temperature: softmax temperature T > 0 (unused for regression).
+    is_regression: the task predicts one real value: mean squared error instead of KL.
+    """
     if is_regression:
         return F.mse_loss(student.squeeze(-1), teacher.squeeze(-1))
     return (
@@ -36,6 +50,33 @@ def logit_distillation_loss(
         )
         * temperature**2
     )
+
+
+class DistillationLoss:
+    """Loss of a student (a sub-network) that learns the teacher's (the full network's) outputs:
+    :func:`logit_distillation_loss` plus, optionally, the weighted task loss on the labels.
+    The teacher's logits are detached: no gradient flows into the teacher pass.
+
+    temperature: softmax temperature T > 0; higher T softens the teacher's distribution.
+    task_weight: weight of the task loss on the labels added to the distillation
+        loss (0 distils only).
+    is_regression: the task predicts one real value.
+    """
+
+    def __init__(self, temperature: float = 1.0, task_weight: float = 0.0, is_regression: bool = False) -> None:
+        if not temperature > 0:
+            raise ValueError(f"distillation temperature must be > 0, got {temperature}")
+        if not task_weight >= 0:
+            raise ValueError(f"distillation task_weight must be >= 0, got {task_weight}")
+        self.temperature = float(temperature)
+        self.task_weight = float(task_weight)
+        self.is_regression = is_regression
+
+    def __call__(self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = logit_distillation_loss(student, teacher.detach(), self.temperature, self.is_regression)
+        if self.task_weight:
+            loss = loss + self.task_weight * task_loss(student, labels, self.is_regression)
+        return loss
 
 
 def default_teacher_layers(num_layers: int, count: int = 4) -> list[int]:

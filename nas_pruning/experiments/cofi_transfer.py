@@ -1,46 +1,41 @@
-"""CoFi pruning with transfer learning as Syne Tune trials.
+"""CoFi pruning with transfer learning as a Syne Tune experiment.
 
-Each trial is one run of :func:`nas_pruning.cofi.run_cofi` in its own process
-under Syne Tune's ``LocalBackend``: this file is the trial script. It reports,
-after every pruning and fine-tuning epoch (one ``epoch`` axis, so that MOASHA
-can stop bad trials early), ``error`` (validation, 1 - metric), ``params``
-(parameter ratio of the exported model), ``speedup`` (measured on this machine)
-and more; a finished trial leaves its pruned model in
-``<trial folder>/result/model``.
+Each trial is one run of :func:`nas_pruning.cofi.run_cofi` in its own process under
+Syne Tune's ``LocalBackend`` (or as a Ray task): the trial script is
+:mod:`nas_pruning.cofi.trial`, which reports ``error``, ``params``, ``speedup`` and more
+after every pruning and fine-tuning epoch and leaves each finished trial's pruned model
+in ``<trial folder>/result/model``.
 
     space = cofi_transfer_config_space("rte", target_examples=1000, data_dir="../shared/data/glue")
     results = run_cofi_search(space, "cofi-search-rte", optimizer="moasha", n_trials=20)
 
 or, for one trial by hand,
-``python -m nas_pruning.backends.cofi_transfer --task rte --coupling delta --output-dir out``.
+``python -m nas_pruning.cofi.trial --task rte --coupling delta --output-dir out``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import ContextManager, Sequence
 from unittest import mock
 
 import pandas as pd
-from syne_tune import Reporter, StoppingCriterion, Tuner
+from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend import LocalBackend
 from syne_tune.config_space import Domain, choice, loguniform, uniform
 from syne_tune.constants import ST_RESULTS_DATAFRAME_FILENAME, SYNE_TUNE_ENV_FOLDER
 
 from nas_pruning.backends.trial_engine import RayTrials, script_backend
+from nas_pruning.cofi import trial as cofi_trial
 from nas_pruning.cofi.config import DEFAULT_AUXILIARY, SEARCHED_SETTINGS, CoFiConfig
-from nas_pruning.cofi.divergence import TrainingDiverged
-from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher, run_cofi
+from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
 from nas_pruning.cofi.transfer import COUPLINGS, STAGES, TRANSFERS, check_choice
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front, plot_front
 
 METRICS = ("error", "params")
-TRIAL_RESULT_FOLDER = "result"
 
 
 def cofi_transfer_config_space(
@@ -118,10 +113,10 @@ def max_epochs(config_space: dict) -> int:
 
 
 def trial_backend(ray_trials: RayTrials = RayTrials()) -> ContextManager[LocalBackend]:
-    """The backend that runs this file as the trial script, for a `with` block: a process
+    """The backend that runs :mod:`nas_pruning.cofi.trial` as the trial script, for a `with` block: a process
     per trial, or a Ray task per trial (see `RayTrials`). Checkpoints (hundreds of MB
     each) go once a trial ends; its model, outside them, stays."""
-    return script_backend(str(Path(__file__).resolve()), ray_trials)
+    return script_backend(str(Path(cofi_trial.__file__).resolve()), ray_trials)
 
 
 def run_cofi_search(
@@ -206,7 +201,7 @@ def summarise(results: pd.DataFrame, output_dir: Path, trials_dir: Path) -> dict
 
 
 def _model_dir(trials_dir: Path, trial_id) -> str | None:
-    folder = trials_dir / str(int(trial_id)) / TRIAL_RESULT_FOLDER / MODEL_FOLDER
+    folder = trials_dir / str(int(trial_id)) / cofi_trial.TRIAL_RESULT_FOLDER / MODEL_FOLDER
     return str(folder) if folder.exists() else None
 
 
@@ -216,42 +211,3 @@ def _fixed_config(config_space: dict) -> CoFiConfig:
     values.pop("coupling", None)
     settings = {name: value for name, value in values.items() if name in CoFiConfig.setting_names()}
     return CoFiConfig(**settings, coupling="none")
-
-
-# -- the trial script ---------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one trial: settings as ``--name value`` options; reports to Syne Tune."""
-    parser = argparse.ArgumentParser(description="One CoFi(-transfer) trial, reporting to Syne Tune.")
-    CoFiConfig.add_arguments(parser)
-    parser.add_argument("--st_checkpoint_dir", default=None, help="set by Syne Tune: this trial's checkpoint folder")
-    parser.add_argument(
-        "--output-dir", "--output_dir", default=None, help="results folder (default: beside checkpoints)"
-    )
-    args = parser.parse_args(argv)
-    if args.output_dir is None and args.st_checkpoint_dir is None:
-        parser.error("pass --output-dir (Syne Tune passes --st_checkpoint_dir instead)")
-    output_dir = Path(args.output_dir or Path(args.st_checkpoint_dir).parent / TRIAL_RESULT_FOLDER)
-    try:
-        config = CoFiConfig.from_namespace(args)
-    except ValueError as error:
-        print(f"cofi trial: error: {error}", file=sys.stderr)
-        return 2
-    reporter = Reporter()
-    try:
-        run_cofi(
-            config,
-            output_dir,
-            report=lambda row: reporter(**{k: v for k, v in row.items() if isinstance(v, (int, float))}),
-            checkpoint_dir=args.st_checkpoint_dir,
-            progress=False,
-        )
-    except TrainingDiverged as error:
-        print(f"cofi trial: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,12 +26,12 @@ from transformers import get_linear_schedule_with_warmup
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import select_subnetwork
 from nas_pruning.search_spaces import SearchSpace, get_search_space
-from nas_pruning.supernet.checkpoint import Checkpoint, TrainingState
-from nas_pruning.supernet.config import TrainingConfig
-from nas_pruning.supernet.distributed import DataParallel
-from nas_pruning.supernet.losses import DistillationLoss, task_loss
-from nas_pruning.supernet.strategies import Pass, Strategy, as_strategy
 from nas_pruning.tasks import Task
+from nas_pruning.training.checkpoint import Checkpoint, TrainingState
+from nas_pruning.training.config import TrainingConfig
+from nas_pruning.training.distillation import DistillationLoss, task_loss
+from nas_pruning.training.distributed import DataParallel
+from nas_pruning.training.strategies import Pass, Strategy, as_strategy
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_EVERY = 10  # steps between progress-bar loss updates
@@ -73,7 +73,7 @@ def train_supernet(
         validation and checkpoint; epoch counts from 1.
     progress: show a tqdm progress bar.
     data_parallel: this process's rank in a data-parallel run (see
-        `nas_pruning.supernet.distributed`): `train_loader` is then this rank's shard
+        `nas_pruning.training.distributed`): `train_loader` is then this rank's shard
         (`DataParallel.loader`), gradients and the reported loss are averaged over
         the ranks every step, and only rank 0 writes checkpoints and shows progress.
         Every rank validates and calls `on_epoch_end` alike. None: one process.
