@@ -144,7 +144,8 @@ def report(rows: pd.DataFrame, args, path: Path) -> None:
         "# Weight-sharing NAS benchmark (MiniLM, mean pooling, SMALL space)\n",
         f"Generated from `{os.path.relpath(args.rows, ROOT)}` ({len(rows)} rows) by "
         "`python benchmarks/weight_sharing.py --report-only`; the runs: "
-        "`GLUE_DIR=../shared/data/glue python benchmarks/weight_sharing.py --tasks stsb mrpc sst2 --threads 2` "
+        "`GLUE_DIR=../shared/data/glue python benchmarks/weight_sharing.py --tasks stsb mrpc sst2 --threads 2`, or one "
+        "process per task side by side (`--tasks stsb --threads 1`, `--tasks mrpc --threads 1`: how these rows were made) "
         f"(defaults: {args.epochs} epochs plain fine-tuning at {args.learning_rate} with {args.warmup_ratio:.0%} "
         f"warm-up, reordered by importance on {args.importance_examples} examples, then {args.supernet_epochs} "
         f"epochs of each strategy from that model; {args.optimizer}, {args.num_evaluations} evaluations on "
