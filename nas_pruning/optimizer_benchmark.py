@@ -65,8 +65,8 @@ from nas_pruning.pareto import (
     curves_on_grid,
     hypervolume,
     hypervolume_over_time,
-    plot_hypervolume,
 )
+from nas_pruning.plots import plot_hypervolume
 from nas_pruning.experiments.weight_sharing import BudgetedScheduler, front_configs
 
 #: A name of OPTIMIZERS, a pymoo algorithm (copied for each seed), a Syne Tune scheduler

@@ -32,7 +32,8 @@ from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
 from nas_pruning.cofi.transfer import COUPLINGS, STAGES, TRANSFERS, check_choice
 from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.optimizers import make_scheduler
-from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front, plot_front
+from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front
+from nas_pruning.plots import plot_front
 
 METRICS = ("error", "params")
 

@@ -64,9 +64,8 @@ from nas_pruning.pareto import (
     hypervolume_over_time,
     make_reference_point,
     pareto_front,
-    plot_front,
-    plot_hypervolume,
 )
+from nas_pruning.plots import plot_front, plot_hypervolume
 from nas_pruning.runtimes import RUNTIMES, LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import INFO_FILE, load_supernet
