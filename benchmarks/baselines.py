@@ -51,9 +51,8 @@ from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_free
 from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.models import load_tokenizer
-from nas_pruning.pareto import (
-    hypervolume, hypervolume_over_time, joint_bounds, pareto_front, plot_front, plot_hypervolume, select_member,
-)
+from nas_pruning.pareto import hypervolume, hypervolume_over_time, joint_bounds, pareto_front, select_member
+from nas_pruning.plots import plot_front, plot_hypervolume
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, finetune, load_supernet, read_info, training_seconds
 from notes import write_keeping_notes
 

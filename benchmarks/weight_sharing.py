@@ -6,7 +6,7 @@ For every task and super-network training seed:
    reordered by gradient importance (`nas-pruning run`'s first stage);
 2. from it, a `full` and a `standard` super-network, each trained --supernet-epochs
    more, so both have the same total epochs and the same start;
-3. for every search seed, `nas_pruning.search.run_search` (the path `nas-pruning
+3. for every search seed, `nas_pruning.experiments.weight_sharing.run_search` (the path `nas-pruning
    search` takes) over the SMALL space: hypervolume with the trivial-predictor
    reference, members chosen on validation and scored on test once.
 
@@ -38,7 +38,7 @@ from notes import write_keeping_notes  # noqa: E402
 
 from nas_pruning.evaluation import Yardsticks  # noqa: E402
 from nas_pruning.pareto import hypervolume, make_reference_point, select_member  # noqa: E402
-from nas_pruning.search import SearchSettings, run_search  # noqa: E402
+from nas_pruning.experiments.weight_sharing import SearchSettings, run_search  # noqa: E402
 from nas_pruning.supernet import finetune, training_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

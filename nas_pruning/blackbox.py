@@ -55,7 +55,7 @@ from nas_pruning.evaluation import Yardsticks
 from nas_pruning.files import absolute_path
 from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, PARAMS, make_reference_point
 from nas_pruning.runtimes import LatencyMeter, LatencySpec
-from nas_pruning.search import LATENCY, front_configs, prepare_evaluation
+from nas_pruning.experiments.weight_sharing import LATENCY, front_configs, prepare_evaluation
 from nas_pruning.search_spaces import Config, SearchSpace, get_search_space
 from nas_pruning.searchers import ConfigCodec
 from nas_pruning.supernet import load_supernet

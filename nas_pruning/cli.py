@@ -29,7 +29,7 @@ from nas_pruning.optimizer_benchmark import benchmark
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.pareto import REFERENCES
 from nas_pruning.runtimes import LatencySpec
-from nas_pruning.search import SearchInterrupted, SearchSettings, run_search
+from nas_pruning.experiments.weight_sharing import SearchInterrupted, SearchSettings, run_search
 from nas_pruning.search_spaces import SEARCH_SPACES, get_search_space
 from nas_pruning.supernet import STRATEGIES, finetune
 from nas_pruning.tasks import TASKS

@@ -48,7 +48,7 @@ from nas_pruning.runtimes import (
     import_onnxruntime,
     quantize_int8,
 )
-from nas_pruning.search import (
+from nas_pruning.experiments.weight_sharing import (
     FRONT_FILE,
     SEARCH_SETTINGS_FILE,
     STARTED_FILE,

@@ -57,6 +57,7 @@ from syne_tune.optimizer.scheduler import TrialScheduler
 from tqdm.auto import tqdm
 
 from nas_pruning.blackbox import ELAPSED_TIME, TabulatedSpace
+from nas_pruning.experiments.runner import run_experiment
 from nas_pruning.optimizers import OPTIMIZERS, make_scheduler
 from nas_pruning.pareto import (
     DEFAULT_BOUNDS,
@@ -64,9 +65,9 @@ from nas_pruning.pareto import (
     curves_on_grid,
     hypervolume,
     hypervolume_over_time,
-    plot_hypervolume,
 )
-from nas_pruning.search import BudgetedScheduler, front_configs
+from nas_pruning.plots import plot_hypervolume
+from nas_pruning.experiments.weight_sharing import BudgetedScheduler, front_configs
 
 #: A name of OPTIMIZERS, a pymoo algorithm (copied for each seed), a Syne Tune scheduler
 #: (one seed only: it keeps its state) or a function from a seed to a fresh scheduler.
@@ -150,23 +151,21 @@ def simulate(
     the objectives, `st_tuner_time` (simulated seconds since the start) and `tabulated`
     (1 when the value is tabulated, 0 when the surrogate answered).
     """
-    if experiments_dir is not None:
-        os.environ["SYNETUNE_FOLDER"] = str(experiments_dir)  # where the Tuner writes its record
     callback = EventDrivenSimulatorCallback()
-    tuner = Tuner(
-        trial_backend=SimulatedBackend(blackbox, elapsed_time_attr=ELAPSED_TIME, seed=0),
-        scheduler=BudgetedScheduler(scheduler_for(optimizer, blackbox, seed, metrics), num_evaluations),
-        stop_criterion=StoppingCriterion(max_num_trials_finished=num_evaluations),
-        n_workers=n_workers,
-        sleep_time=0,
+    run_experiment(
+        SimulatedBackend(blackbox, elapsed_time_attr=ELAPSED_TIME, seed=0),
+        BudgetedScheduler(scheduler_for(optimizer, blackbox, seed, metrics), num_evaluations),
+        StoppingCriterion(max_num_trials_finished=num_evaluations),
+        experiments_dir,
+        name,
+        n_workers,
+        max_failures=num_evaluations,  # a failing evaluation is reported, not fatal (as in a live search)
         callbacks=[callback],
+        sleep_time=0,
         results_update_interval=3600.0,  # real seconds: the record is written once, at the end
         print_update_interval=3600.0,
-        max_failures=num_evaluations,  # a failing evaluation is reported, not fatal (as in a live search)
         save_tuner=False,
-        tuner_name=name,
     )
-    tuner.run()
     results = callback.dataframe()
     results["tabulated"] = [int(blackbox.is_tabulated(config)) for config in front_configs(results)]
     return results

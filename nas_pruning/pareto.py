@@ -1,4 +1,4 @@
-"""Pareto fronts and hypervolume of search results, computed with pymoo.
+"""Pareto fronts and hypervolume of search results, computed with pymoo (plots: :mod:`nas_pruning.plots`).
 
 Every objective is **minimised**: ``error`` (1 - task metric, in [0, 1]),
 ``params`` (parameter ratio of the full model, in (0, 1]) and optionally
@@ -39,12 +39,9 @@ indicator is called.
 """
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
@@ -54,7 +51,6 @@ DEFAULT_OBJECTIVES = (ERROR, PARAMS)
 DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {ERROR: (0.0, 1.0), PARAMS: (0.0, 1.0)}
 DEFAULT_REFERENCE_POINT = (1.0, 1.0)
 REFERENCES = ("trivial", "fixed")
-AXIS_LABELS = {PARAMS: "parameter ratio", ERROR: "validation error", "latency": "latency"}
 
 Bounds = Mapping[str, tuple[float, float]]
 
@@ -258,38 +254,6 @@ def knee_point(
     return front_df.iloc[int(np.argmin(np.linalg.norm(points, axis=1)))]
 
 
-def plot_front(
-    fronts: Mapping[str, pd.DataFrame],
-    path: str | Path,
-    objectives: Sequence[str] = DEFAULT_OBJECTIVES,
-    all_points: pd.DataFrame | None = None,
-    trivial_error: float | None = None,
-) -> Path:
-    """Write a PNG with one step line per method's Pareto front.
-
-    :param fronts: Method name -> front table.
-    :param path: Where to write the PNG.
-    :param objectives: (y-axis objective, x-axis objective), error over
-        parameter ratio by default.
-    :param all_points: Optional table of all evaluated points, drawn as a
-        grey scatter behind the fronts.
-    :param trivial_error: Optional error of the task's trivial predictor, drawn
-        as a dashed line: members on or above it learned nothing.
-    """
-    y_name, x_name = objectives[0], objectives[1]
-    figure, axes = _new_axes()
-    if all_points is not None:
-        axes.scatter(all_points[x_name], all_points[y_name], s=8, color="0.7", label="evaluated")
-    for method, front in fronts.items():
-        ordered = front.sort_values(x_name)
-        axes.step(ordered[x_name], ordered[y_name], where="post", marker="o", markersize=3, label=method)
-    if trivial_error is not None and y_name == ERROR:
-        axes.axhline(trivial_error, color="0.3", linestyle="--", linewidth=1, label="trivial predictor")
-    axes.set_xlabel(AXIS_LABELS.get(x_name, x_name))
-    axes.set_ylabel(AXIS_LABELS.get(y_name, y_name))
-    return _save(figure, axes, path)
-
-
 def curves_on_grid(runs: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
     """Several hypervolume curves (one per seed, as returned by :func:`hypervolume_over_time`)
     as step functions on one time grid.
@@ -302,36 +266,6 @@ def curves_on_grid(runs: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray
     return grid, np.vstack([_step_values(run, grid) for run in runs])
 
 
-def plot_hypervolume(
-    curves: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
-    path: str | Path,
-    reference: str | None = None,
-    time_label: str = "wall-clock time (s)",
-) -> Path:
-    """Write a PNG of hypervolume over time.
-
-    :param curves: Method name -> one curve or a list of curves (one per
-        seed), each as returned by :func:`hypervolume_over_time`. Several
-        curves are drawn as their mean with a min/max band; before its first
-        result a curve counts as 0.
-    :param path: Where to write the PNG.
-    :param reference: Name of the reference point (:data:`REFERENCES`), shown
-        on the y axis.
-    :param time_label: Label of the time axis (simulated time, for a benchmark on a blackbox).
-    """
-    figure, axes = _new_axes()
-    for method, runs in curves.items():
-        runs = [runs] if isinstance(runs, pd.DataFrame) else list(runs)
-        grid, values = curves_on_grid(runs)
-        (line,) = axes.step(grid, values.mean(axis=0), where="post", label=method)
-        if len(runs) > 1:
-            band = (values.min(axis=0), values.max(axis=0))
-            axes.fill_between(grid, *band, step="post", alpha=0.2, color=line.get_color())
-    axes.set_xlabel(time_label)
-    axes.set_ylabel("hypervolume" if reference is None else f"hypervolume (reference: {reference})")
-    return _save(figure, axes, path)
-
-
 def _valid_rows(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     rows = final_results(df) if "trial_id" in df.columns else df
     return rows.dropna(subset=objectives)
@@ -341,20 +275,3 @@ def _step_values(curve: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
     times = curve["time"].to_numpy(dtype=float)
     values = np.concatenate([[0.0], curve["hypervolume"].to_numpy(dtype=float)])
     return values[np.searchsorted(times, grid, side="right")]
-
-
-def _new_axes():
-    # A bare Figure with an Agg canvas: no pyplot state, no global backend switch.
-    figure = Figure(figsize=(6, 4))
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def _save(figure: Figure, axes, path: str | Path) -> Path:
-    axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, format="png")
-    return path

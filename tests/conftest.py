@@ -127,7 +127,7 @@ def tiny_stsb(tmp_path_factory):
     """A tiny STS-B super-network, a live local search of it (seed 1) and a blackbox tabulated from both."""
     from nas_pruning.cli import main
     from nas_pruning.models import load_tokenizer
-    from nas_pruning.search import SearchSettings, run_search
+    from nas_pruning.experiments.weight_sharing import SearchSettings, run_search
     from nas_pruning.supernet import save_supernet
 
     glue = glue_dir()

@@ -14,7 +14,7 @@ from syne_tune.blackbox_repository.blackbox_tabular import deserialize
 from nas_pruning.blackbox import load_tabulated, space_filling_design
 from nas_pruning.cli import main
 from nas_pruning.optimizer_benchmark import simulate
-from nas_pruning.search import front_configs, prepare_evaluation
+from nas_pruning.experiments.weight_sharing import front_configs, prepare_evaluation
 from nas_pruning.search_spaces import get_search_space
 from nas_pruning.supernet import load_supernet
 

@@ -50,7 +50,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 
 from nas_pruning.backends import ray_tasks
 from nas_pruning.backends.ray_tasks import connect, import_ray, threads_for
-from nas_pruning.backends.weight_sharing import StatelessEvaluations, SubnetworkEvaluator, _with_worker_fields
+from nas_pruning.backends.weight_sharing import StatelessEvaluations, SubnetworkEvaluator, with_worker_fields
 
 
 class EvaluatorActor:
@@ -70,7 +70,7 @@ class EvaluatorActor:
 
     def evaluate(self, config: dict[str, Any]) -> dict[str, Any]:
         started = time.time()
-        return _with_worker_fields(self.evaluator(config), started)
+        return with_worker_fields(self.evaluator(config), started)
 
     def pid(self) -> int:
         return os.getpid()

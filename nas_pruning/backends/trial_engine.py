@@ -79,6 +79,18 @@ class RayTrials:
         return threads_for(self.num_cpus) if self.uses_ray else local_threads
 
 
+def check_command_line(settings: dict[str, Any]) -> None:
+    """Raise ValueError for a fixed setting a trial script cannot receive: Syne Tune passes the
+    config on a command line split at whitespace, so a string setting must be non-empty and
+    hold no whitespace."""
+    for name, value in settings.items():
+        if isinstance(value, str) and (not value or any(c.isspace() for c in value)):
+            raise ValueError(
+                f"setting {name}={value!r}: Syne Tune passes it to the trial script on a command line, "
+                "so it must be non-empty and hold no whitespace"
+            )
+
+
 @contextmanager
 def script_backend(entry_point: str, ray_trials: RayTrials = RayTrials()) -> Iterator[LocalBackend]:
     """The Syne Tune backend that runs trials of `entry_point` as `ray_trials` says, for a `with` block.

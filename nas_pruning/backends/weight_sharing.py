@@ -91,8 +91,9 @@ class SubnetworkEvaluator:
         return clone
 
 
-def _with_worker_fields(metrics: dict[str, float], started: float) -> dict[str, Any]:
-    """The bookkeeping fields Syne Tune expects in every reported result."""
+def with_worker_fields(metrics: dict[str, float], started: float) -> dict[str, Any]:
+    """`metrics` of one evaluation that began at `started` (time.time()), with the bookkeeping fields
+    Syne Tune expects in every reported result; what both the in-process and the Ray-actor backend report."""
     now = time.time()
     return {**metrics, "epoch": 1, ST_WORKER_ITER: 0, ST_WORKER_TIMESTAMP: now, ST_WORKER_TIME: now - started}
 
@@ -156,7 +157,7 @@ class WeightSharingBackend(StatelessEvaluations, TrialBackend):
         started = time.time()
         evaluator = self._evaluators.get()
         try:
-            return _with_worker_fields(evaluator(config), started)
+            return with_worker_fields(evaluator(config), started)
         finally:
             self._evaluators.put(evaluator)
 

@@ -19,21 +19,21 @@ import json
 import os
 from pathlib import Path
 from typing import ContextManager, Sequence
-from unittest import mock
 
 import pandas as pd
-from syne_tune import StoppingCriterion, Tuner
+from syne_tune import StoppingCriterion
 from syne_tune.backend import LocalBackend
 from syne_tune.config_space import Domain, choice, loguniform, uniform
-from syne_tune.constants import ST_RESULTS_DATAFRAME_FILENAME, SYNE_TUNE_ENV_FOLDER
 
-from nas_pruning.backends.trial_engine import RayTrials, script_backend
+from nas_pruning.backends.trial_engine import RayTrials, check_command_line, script_backend
 from nas_pruning.cofi import trial as cofi_trial
 from nas_pruning.cofi.config import DEFAULT_AUXILIARY, SEARCHED_SETTINGS, CoFiConfig
 from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
 from nas_pruning.cofi.transfer import COUPLINGS, STAGES, TRANSFERS, check_choice
+from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.optimizers import make_scheduler
-from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front, plot_front
+from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front
+from nas_pruning.plots import plot_front
 
 METRICS = ("error", "params")
 
@@ -80,9 +80,7 @@ def cofi_transfer_config_space(
         for value in values:
             check_choice(name, value, accepted)
     fixed = {name: value for name, value in settings.items() if value is not None}
-    for name, value in fixed.items():
-        if isinstance(value, str) and (not value or any(c.isspace() for c in value)):
-            raise ValueError(f"setting {name}={value!r}: Syne Tune passes it on a command line, so no spaces")
+    check_command_line(fixed)
     # Fail now, not in every trial: check the fixed settings with each auxiliary task.
     for aux_task in aux_tasks:
         CoFiConfig(task=task, aux_task=aux_task, coupling=couplings[-1], **fixed)
@@ -166,22 +164,14 @@ def run_cofi_search(
         optimizer_kwargs.setdefault("max_t", max_epochs(config_space))
     scheduler = make_scheduler(optimizer, config_space, METRICS, random_seed=random_seed, **optimizer_kwargs)
     with trial_backend(ray_trials) as backend:
-        # The Tuner reads its experiment folder from the environment when it is built.
-        with mock.patch.dict(os.environ, {SYNE_TUNE_ENV_FOLDER: str(output_dir / "syne-tune")}):
-            tuner = Tuner(
-                trial_backend=backend,
-                scheduler=scheduler,
-                stop_criterion=StoppingCriterion(
-                    max_num_trials_started=n_trials - 1, max_wallclock_time=max_wallclock_time
-                ),
-                n_workers=n_workers,
-                max_failures=n_trials,  # a failing trial is reported, not fatal
-                wait_trial_completion_when_stopping=True,
-                tuner_name="cofi-transfer",
-                sleep_time=1.0,
-            )
-        tuner.run()
-    results = pd.read_csv(tuner.tuner_path / ST_RESULTS_DATAFRAME_FILENAME)
+        tuner = run_experiment(
+            backend, scheduler,
+            StoppingCriterion(max_num_trials_started=n_trials - 1, max_wallclock_time=max_wallclock_time),
+            output_dir / "syne-tune", "cofi-transfer", n_workers,
+            max_failures=n_trials,  # a failing trial is reported, not fatal
+            wait_trial_completion_when_stopping=True, sleep_time=1.0,
+        )
+    results = read_results(tuner, columns=("trial_id", *METRICS))
     return summarise(results, output_dir, Path(tuner.trial_backend_path))
 
 

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 from syne_tune import StoppingCriterion, Tuner
-from syne_tune.constants import ST_RESULTS_DATAFRAME_FILENAME, ST_TUNER_TIME, SYNE_TUNE_ENV_FOLDER
+from syne_tune.constants import ST_TUNER_TIME
 from syne_tune.optimizer.scheduler import TrialScheduler
 from transformers import AutoConfig
 
-from nas_pruning.backends.trial_engine import RayTrials, script_backend
+from nas_pruning.backends.trial_engine import RayTrials, check_command_line, script_backend
 from nas_pruning.baselines import standard_nas as trial
 from nas_pruning.baselines.results import RESULT_COLUMNS
+from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.models.loading import resolve_model_path
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.search_spaces import get_search_space
@@ -101,10 +100,7 @@ def standard_nas(
     }
     constants = {name: value if isinstance(value, (int, float)) else str(value)
                  for name, value in settings.items() if value is not None}
-    for name, value in constants.items():
-        # LocalBackend passes the config on a command line split at spaces.
-        if isinstance(value, str) and re.search(r"\s", value):
-            raise ValueError(f"{name}={value!r} contains whitespace, which Syne Tune's LocalBackend cannot pass on")
+    check_command_line(constants)
     config_space = {**space.config_space, **constants}
     kwargs = dict(optimizer_kwargs or {})
     if optimizer == "moasha":
@@ -118,42 +114,18 @@ def standard_nas(
         max_wallclock_time=max_wallclock_time, max_num_trials_finished=None if max_trials is None else max_trials - 1
     )
     record = Path(output_dir) / "syne-tune" if output_dir is not None else None
-    with _synetune_folder(record), script_backend(str(Path(trial.__file__).resolve()), ray_trials) as backend:
-        tuner = Tuner(
-            trial_backend=backend,
-            scheduler=scheduler,
-            stop_criterion=stop,
-            n_workers=n_workers,
-            sleep_time=1.0,
-            results_update_interval=30.0,
+    with script_backend(str(Path(trial.__file__).resolve()), ray_trials) as backend:
+        tuner = run_experiment(
+            backend, scheduler, stop, record, f"standard-nas-{task}", n_workers,
             max_failures=sys.maxsize,  # a failing candidate is reported, not fatal
-            tuner_name=f"standard-nas-{task}",
-            save_tuner=False,
+            sleep_time=1.0, results_update_interval=30.0, save_tuner=False,
         )
-        tuner.run()
     _log_failures(tuner)
     results = _common_table(tuner)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         results.to_csv(Path(output_dir) / "results.csv", index=False)
     return results
-
-
-@contextmanager
-def _synetune_folder(folder: Path | None) -> Iterator[None]:
-    """Point Syne Tune's experiment folder (env SYNETUNE_FOLDER) at `folder` for a while."""
-    if folder is None:
-        yield
-        return
-    previous = os.environ.get(SYNE_TUNE_ENV_FOLDER)
-    os.environ[SYNE_TUNE_ENV_FOLDER] = str(folder)
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[SYNE_TUNE_ENV_FOLDER]
-        else:
-            os.environ[SYNE_TUNE_ENV_FOLDER] = previous
 
 
 def _log_failures(tuner: Tuner) -> None:
@@ -166,11 +138,9 @@ def _log_failures(tuner: Tuner) -> None:
 
 
 def _common_table(tuner: Tuner) -> pd.DataFrame:
-    path = Path(tuner.tuner_path) / ST_RESULTS_DATAFRAME_FILENAME
-    try:
-        frame = pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):  # no trial reported before the time ran out
-        return pd.DataFrame(columns=list(RESULT_COLUMNS) + ["trial_id", "epoch"])
+    frame = read_results(tuner, columns=list(RESULT_COLUMNS) + ["trial_id", "epoch"])
+    if frame.empty:  # no trial reported before the time ran out
+        return frame
     frame.insert(0, "method", trial.METHOD)
     frame["wall_time"] = frame[ST_TUNER_TIME]
     first = list(RESULT_COLUMNS) + ["trial_id", "epoch"]

@@ -1,4 +1,4 @@
-"""`search`: the Syne Tune experiment behind `nas-pruning search`.
+"""The weight-sharing search: the Syne Tune experiment behind `nas-pruning search`.
 
 From a trained super-network folder to a results table, its Pareto front (scored
 on the validation split, members re-scored on the test split), the hypervolume and
@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from syne_tune import StoppingCriterion, Tuner
+from syne_tune import StoppingCriterion
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Trial
 from syne_tune.constants import ST_TRIAL_ID, ST_TUNER_TIME
@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import Yardsticks, evaluate
+from nas_pruning.experiments.runner import run_experiment
 from nas_pruning.files import absolute_path, atomic_write, stored_path, write_text_atomic
 from nas_pruning.models import SubNetwork, get_adapter, load_tokenizer
 from nas_pruning.optimizers import make_scheduler
@@ -63,9 +64,8 @@ from nas_pruning.pareto import (
     hypervolume_over_time,
     make_reference_point,
     pareto_front,
-    plot_front,
-    plot_hypervolume,
 )
+from nas_pruning.plots import plot_front, plot_hypervolume
 from nas_pruning.runtimes import RUNTIMES, LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import INFO_FILE, load_supernet
@@ -402,8 +402,6 @@ def _tune(
     previous: pd.DataFrame,
 ) -> tuple[pd.DataFrame, str]:
     """Run the rest of the search's budget; the results of the whole search and the last experiment's name."""
-    experiments = output_dir / "syne-tune"
-    os.environ["SYNETUNE_FOLDER"] = str(experiments)  # where the Tuner writes its record
     done_configs = front_configs(previous) if len(previous) else []
     remaining = settings.num_evaluations - len(done_configs)
     elapsed = float(previous[ST_TUNER_TIME].max()) if len(previous) else 0.0
@@ -424,20 +422,20 @@ def _tune(
         output_dir, previous, settings.objectives, trial_offset=len(done_configs), time_offset=elapsed
     )
     backend = _backend(evaluator, settings)
-    tuner = Tuner(
-        trial_backend=backend,
-        scheduler=BudgetedScheduler(scheduler, remaining),
-        stop_criterion=StoppingCriterion(max_num_trials_finished=remaining, max_wallclock_time=time_left),
-        n_workers=min(settings.concurrent_evaluations, remaining),
-        sleep_time=0.01,
-        results_update_interval=5.0,
-        print_update_interval=60.0,
-        max_failures=settings.num_evaluations,  # a failing evaluation is reported, not fatal
-        tuner_name=name,
-        callbacks=[store],
-    )
     try:
-        tuner.run()
+        tuner = run_experiment(
+            backend,
+            BudgetedScheduler(scheduler, remaining),
+            StoppingCriterion(max_num_trials_finished=remaining, max_wallclock_time=time_left),
+            output_dir / "syne-tune",
+            name,
+            n_workers=min(settings.concurrent_evaluations, remaining),
+            max_failures=settings.num_evaluations,  # a failing evaluation is reported, not fatal
+            callbacks=[store],
+            sleep_time=0.01,
+            results_update_interval=5.0,
+            print_update_interval=60.0,
+        )
     except KeyboardInterrupt:
         kept = store.table()
         raise SearchInterrupted(
