@@ -37,7 +37,7 @@ import torch
 import rows as bench_rows
 
 from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
-from nas_pruning.cofi.data import TransferData, load_transfer_data
+from nas_pruning.cofi.data import load_transfer_data
 from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
 from nas_pruning.cofi.report import KEY, build_report
 from nas_pruning.cofi.speed import SPEED_SHAPES, speed_comparison
