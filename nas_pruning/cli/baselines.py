@@ -261,7 +261,8 @@ def _run_standard_nas(args: argparse.Namespace) -> None:
     if args.save_models:
         raise ValueError("standard-nas does not keep its candidates; --save-models applies to the other baselines")
     results = standard_nas(
-        args.task, model=args.model, pooling=args.pooling, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
+        args.task, model=args.model, pooling=args.pooling, optimizer=args.optimizer, epochs=args.epochs,
+        max_trials=args.max_trials,
         max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, split_seed=args.split_seed,
         data_dir=run.data_dir, batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_train_examples=args.max_train_examples,
