@@ -29,7 +29,7 @@ from nas_pruning.baselines.retraining_free import (
 )
 from nas_pruning.baselines import standard_nas as standard_nas_module
 from nas_pruning.baselines.standard_nas import train_candidate
-from nas_pruning.commands.baselines import add_commands
+from nas_pruning.cli.baselines import add_commands
 from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.models import SubNetwork, count_parameters, extract_subnetwork, get_adapter, load_tokenizer
 from nas_pruning.models.importance import importance_scores

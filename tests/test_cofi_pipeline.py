@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
 from nas_pruning.cofi.checkpoint import RunCheckpoint
-from nas_pruning.commands.cofi import add_commands
+from nas_pruning.cli.cofi import add_commands
 from nas_pruning.cofi.data import load_transfer_data
 from nas_pruning.evaluation import evaluate
 from nas_pruning.models import count_parameters, load_model, load_tokenizer

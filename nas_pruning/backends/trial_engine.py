@@ -5,22 +5,20 @@ trial as a Syne Tune `LocalBackend` entry-point script (`nas_pruning.cofi.trial`
 `nas_pruning.baselines.standard_nas`). `RayTrials` holds the options that send those trials to Ray
 instead, and `script_backend` makes the one choice between a `LocalBackend` (a process
 per trial on this machine) and a `RayScriptBackend` (a Ray task per trial, with its
-own CPU / GPU request, on any node of a Ray cluster). Both commands take the options
-of `add_ray_arguments`, and both Python functions the same names as parameters;
+own CPU / GPU request, on any node of a Ray cluster). Both commands take the options of
+`nas_pruning.cli.arguments.add_ray_arguments`, and both Python functions the same names as parameters;
 `--ray-address` means what it means for `nas-pruning search`: alone, it selects Ray.
 
 This module imports neither torch, Ray nor Syne Tune (whose local backend changes
-OMP_NUM_THREADS on import), so that commands add the options at no cost.
+OMP_NUM_THREADS on import), so that commands pay nothing for it.
 """
 
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from nas_pruning.arguments import non_negative_float, positive_float
 from nas_pruning.backends.ray_tasks import import_ray, threads_for
 
 if TYPE_CHECKING:
@@ -116,29 +114,3 @@ def script_backend(entry_point: str, ray_trials: RayTrials = RayTrials()) -> Ite
         backend.close()
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --ray, --ray-address, --cpus-per-trial and --gpus-per-trial (the fields of `RayTrials`)."""
-    group = parser.add_argument_group("Ray: trials as Ray tasks (pip install 'nas_pruning[ray]')")
-    group.add_argument(
-        "--ray", action="store_true", help="run each trial as a Ray task (a local Ray instance without --ray-address)"
-    )
-    group.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDR",
-        help="run the trials on this Ray cluster ('auto': the one this machine joined with `ray start`, "
-        "or HOST:6379); implies --ray",
-    )
-    group.add_argument(
-        "--cpus-per-trial", type=positive_float, default=None, metavar="C",
-        help="CPUs Ray reserves per trial, also its torch threads (default 1)",
-    )  # fmt: skip
-    group.add_argument(
-        "--gpus-per-trial", type=non_negative_float, default=None, metavar="G",
-        help="GPUs Ray reserves per trial (default 0)",
-    )
-
-
-def ray_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of `run_cofi_search` / `standard_nas` from `add_ray_arguments`' options."""
-    return {name: getattr(args, name) for name in asdict(RayTrials())}

@@ -8,7 +8,7 @@
 
 They share `data.BaselineData` (task and batches), `results.ResultsTable` (the table:
 method, error, params, test_error, test_metric, wall_time, ...); their command group
-is `nas_pruning.commands.baselines` (`nas-pruning baseline ...`). The functions are imported from
+is `nas_pruning.cli.baselines` (`nas-pruning baseline ...`). The functions are imported from
 their modules (`from nas_pruning.baselines.head_pruning import head_pruning`), which
 keeps `python -m nas_pruning.baselines.standard_nas` (a trial) free of the others.
 """

@@ -20,19 +20,28 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from nas_pruning.arguments import non_negative_int, output_folder, positive_float, positive_int, ratio
-from nas_pruning.backends.trial_engine import add_ray_arguments, ray_options
+from nas_pruning.arguments import non_negative_int, positive_float, positive_int, ratio
 from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.head_pruning import head_pruning
 from nas_pruning.baselines.layer_drop import layer_drop
 from nas_pruning.baselines.retraining_free import COSTS, DEFAULT_BUDGETS, retraining_free
+from nas_pruning.cli.arguments import (
+    add_data_dir_argument,
+    add_max_validation_examples_argument,
+    add_model_arguments,
+    add_output_dir_argument,
+    add_ray_arguments,
+    add_task_argument,
+    add_threads_argument,
+    ray_options,
+)
 from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.files import stored_path
 from nas_pruning.models import load_model, load_tokenizer
-from nas_pruning.models.loading import POOLING_CHOICES, POOLING_HELP, load_config, max_sequence_length
+from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet
-from nas_pruning.tasks import TASKS, get_task
+from nas_pruning.tasks import get_task
 
 SUMMARY_COLUMNS = ["method", "params", "error", "test_error", "wall_time"]
 
@@ -89,11 +98,10 @@ _FINETUNED_HELP = "folder of a model fine-tuned on the task (`nas-pruning finetu
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, model_required: bool = False) -> None:
-    parser.add_argument("--task", required=True, help="GLUE task: " + ", ".join(TASKS))
-    parser.add_argument("--model", required=model_required, default=None, help=model_help)
-    parser.add_argument("--pooling", default="auto", choices=POOLING_CHOICES, help=POOLING_HELP)
-    parser.add_argument(
-        "--data-dir", default=None, help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the hub"
+    add_task_argument(parser)
+    add_model_arguments(parser, help=model_help, required=model_required)
+    add_data_dir_argument(
+        parser, help="folder of GLUE TSVs (RTE/, MRPC/, ...); default: env GLUE_DIR, else the hub"
     )
     parser.add_argument(
         "--seed", type=non_negative_int, default=None,
@@ -108,14 +116,9 @@ def _add_common_arguments(parser: argparse.ArgumentParser, model_help: str, mode
     parser.add_argument(
         "--max-train-examples", type=positive_int, default=None, help="use a random subset of the train part"
     )
-    parser.add_argument(
-        "--max-validation-examples", type=positive_int, default=None,
-        help="score on a random validation subset of this size"
-    )
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument(
-        "--output-dir", type=output_folder, default=None, help="default: baselines/<task>-<method>-seed<seed>"
-    )
+    add_max_validation_examples_argument(parser)
+    add_threads_argument(parser)
+    add_output_dir_argument(parser, help="default: baselines/<task>-<method>-seed<seed>")
     parser.add_argument(
         "--save-models", action="store_true", help="also save every pruned model under output-dir/models"
     )
@@ -258,7 +261,8 @@ def _run_standard_nas(args: argparse.Namespace) -> None:
     if args.save_models:
         raise ValueError("standard-nas does not keep its candidates; --save-models applies to the other baselines")
     results = standard_nas(
-        args.task, model=args.model, pooling=args.pooling, optimizer=args.optimizer, epochs=args.epochs, max_trials=args.max_trials,
+        args.task, model=args.model, pooling=args.pooling, optimizer=args.optimizer, epochs=args.epochs,
+        max_trials=args.max_trials,
         max_wallclock_time=args.max_time, n_workers=args.workers, seed=run.seed, split_seed=args.split_seed,
         data_dir=run.data_dir, batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_train_examples=args.max_train_examples,

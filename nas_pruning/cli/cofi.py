@@ -11,15 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas_pruning.arguments import (
-    fraction,
-    non_negative_float,
-    non_negative_int,
-    output_folder,
-    positive_float,
-    positive_int,
-)
-from nas_pruning.backends.trial_engine import add_ray_arguments, ray_options
+from nas_pruning.arguments import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from nas_pruning.cli.arguments import add_output_dir_argument, add_ray_arguments, ray_options
 from nas_pruning.cofi.config import SEARCHED_SETTINGS, CoFiConfig
 from nas_pruning.cofi.divergence import TrainingDiverged
 from nas_pruning.cofi.pipeline import MODEL_FOLDER, run_cofi
@@ -28,7 +21,7 @@ from nas_pruning.cofi.transfer import COUPLINGS, STAGES, TRANSFERS
 _SHOWN = ("epoch", "stage", "error", "params", "sparsity", "speedup", "test_metric")
 
 
-def add_commands(subparsers) -> None:
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``cofi`` and ``cofi-search`` on an argparse subparsers object."""
     cofi = subparsers.add_parser(
         "cofi",
@@ -38,7 +31,7 @@ def add_commands(subparsers) -> None:
         "checkpoints in OUTPUT_DIR/checkpoint let an interrupted run resume.",
     )
     CoFiConfig.add_arguments(cofi)
-    cofi.add_argument("--output-dir", type=output_folder, default=Path("cofi-output"), help="results folder")
+    add_output_dir_argument(cofi, default=Path("cofi-output"), help="results folder")
     cofi.set_defaults(func=cmd_cofi)
 
     search = subparsers.add_parser(
@@ -65,7 +58,7 @@ def add_commands(subparsers) -> None:
         "--max-wallclock-time", type=positive_float, default=None, help="seconds after which no trial starts"
     )
     search.add_argument("--search-seed", type=non_negative_int, default=0, help="seed of the optimizer")
-    search.add_argument("--output-dir", type=output_folder, default=Path("cofi-search"), help="results folder")
+    add_output_dir_argument(search, default=Path("cofi-search"), help="results folder")
     add_ray_arguments(search)
     search.set_defaults(func=cmd_cofi_search)
 
