@@ -250,21 +250,27 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict]:
     return chunk_rows, config_rows, quality_rows, run
 
 
-def quality_lines(args: argparse.Namespace, quality: pd.DataFrame) -> list[str]:
-    """Training quality: per network, each version's mean and sample std over seeds, and whether the
-    difference of the means is within the seed-to-seed spread (the larger of the two std)."""
-    lines = ["", f"Training quality: validation Spearman after training a fresh `full` super-network "
-             f"({args.quality_examples} STS-B training examples, {args.quality_epochs} epoch(s), learning rate 1e-4, "
-             f"10% warm-up), training seeds {', '.join(map(str, args.quality_seeds))}; mean ± sample std over seeds:",
-             "", "| network | previous | new | new - previous | seed spread (max std) | within spread |",
-             "|---|---|---|---|---|---|"]
-    for network, rows in quality.groupby("network", sort=False):
-        stats = rows.groupby("version").metric.agg(["mean", "std"])
-        old, new = stats.loc["previous"], stats.loc["new"]
+def spread_lines(table: pd.DataFrame, by: str, before, after) -> list[str]:
+    """One markdown row per network of `table` (columns network, metric, `by`): the mean ± sample std over
+    seeds of the `before` and `after` groups, their difference, and whether it is within the seed-to-seed
+    spread (the larger of the two std)."""
+    lines = []
+    for network, rows in table.groupby("network", sort=False):
+        stats = rows.groupby(by).metric.agg(["mean", "std"])
+        old, new = stats.loc[before], stats.loc[after]
         gap, spread = new["mean"] - old["mean"], max(old["std"], new["std"])
         lines.append(f"| {network} | {old['mean']:.4f} ± {old['std']:.4f} | {new['mean']:.4f} ± {new['std']:.4f} "
                      f"| {gap:+.4f} | {spread:.4f} | {'yes' if abs(gap) <= spread else 'NO'} |")
     return lines
+
+
+def quality_lines(args: argparse.Namespace, quality: pd.DataFrame) -> list[str]:
+    """Training quality: per network, each version's mean and sample std over seeds against the seed spread."""
+    return ["", f"Training quality: validation Spearman after training a fresh `full` super-network "
+            f"({args.quality_examples} STS-B training examples, {args.quality_epochs} epoch(s), learning rate 1e-4, "
+            f"10% warm-up), training seeds {', '.join(map(str, args.quality_seeds))}; mean ± sample std over seeds:",
+            "", "| network | previous | new | new - previous | seed spread (max std) | within spread |",
+            "|---|---|---|---|---|---|", *spread_lines(quality, "version", "previous", "new")]
 
 
 def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[dict], quality_rows: list[dict],
@@ -354,8 +360,6 @@ def grouping_quality(args: argparse.Namespace) -> None:
     `finetune` (strategy `full`, mean pooling, the bundled MiniLM) per training seed with
     group_by_length off (the previous batching) and on; validation Spearman of the full network, the
     midpoint and the smallest sub-network; written to docs/throughput_grouping.csv and .md."""
-    import numpy as np
-
     from nas_pruning.supernet import finetune
     from notes import write_keeping_notes
 
@@ -384,12 +388,9 @@ def grouping_quality(args: argparse.Namespace) -> None:
              "30% validation part. Rows: docs/throughput_grouping.csv.", "",
              "| network | off (mean ± std) | on (mean ± std) | on - off | seed spread (max std) | within spread |",
              "|---|---|---|---|---|---|"]
-    for network in ("full", "midpoint", "smallest"):
-        stats = table.groupby("group_by_length")[network].agg(["mean", "std"])
-        off, on = stats.loc[False], stats.loc[True]
-        gap, spread = on["mean"] - off["mean"], float(np.nanmax([off["std"], on["std"]]))
-        lines.append(f"| {network} | {off['mean']:.4f} ± {off['std']:.4f} | {on['mean']:.4f} ± {on['std']:.4f} "
-                     f"| {gap:+.4f} | {spread:.4f} | {'yes' if abs(gap) <= spread else 'NO'} |")
+    networks = table.melt(id_vars=["seed", "group_by_length"], value_vars=["full", "midpoint", "smallest"],
+                          var_name="network", value_name="metric")
+    lines += spread_lines(networks, "group_by_length", False, True)
     write_keeping_notes(DOCS / "throughput_grouping.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
