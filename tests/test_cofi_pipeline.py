@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 from nas_pruning.cofi import CoFiConfig, TrainingDiverged, run_cofi
-from nas_pruning.cofi.checkpoint import RunCheckpoint
+from nas_pruning.cofi.pipeline import run_checkpoint
 from nas_pruning.cli.cofi import add_commands
 from nas_pruning.cofi.data import load_transfer_data
 from nas_pruning.evaluation import evaluate
@@ -183,10 +183,10 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one_exactly(
 
 
 def test_checkpoint_written_with_other_settings_is_refused(tmp_path):
-    RunCheckpoint(tmp_path, CoFiConfig(task="rte")).save({"stage": "prune"})
-    with pytest.raises(ValueError, match=r"other settings \(seed differ\)"):
-        RunCheckpoint(tmp_path, CoFiConfig(task="rte", seed=1)).load()
-    assert RunCheckpoint(tmp_path, CoFiConfig(task="rte", num_threads=1)).load()["stage"] == "prune"
+    run_checkpoint(tmp_path, CoFiConfig(task="rte")).save({"stage": "prune"})
+    with pytest.raises(ValueError, match=r"other settings \(seed: checkpoint 0, now 1\)"):
+        run_checkpoint(tmp_path, CoFiConfig(task="rte", seed=1)).load()
+    assert run_checkpoint(tmp_path, CoFiConfig(task="rte", num_threads=1)).load()["stage"] == "prune"
 
 
 def test_diverging_run_stops_with_a_message_and_writes_no_model(glue_path, tmp_path):

@@ -20,7 +20,7 @@ from syne_tune.backend.trial_status import Status
 
 from nas_pruning.backends.weight_sharing import WeightSharingBackend
 from nas_pruning.cli import main
-from nas_pruning.cofi.checkpoint import RunCheckpoint
+from nas_pruning.cofi.pipeline import run_checkpoint
 from nas_pruning.cofi.config import CoFiConfig
 from nas_pruning.files import CheckpointError, stored_path
 from nas_pruning.models import load_tokenizer
@@ -174,7 +174,7 @@ def test_a_checkpoint_without_its_digest_is_refused_and_a_sound_one_resumes(tmp_
 
 
 def test_a_damaged_cofi_checkpoint_is_refused(tmp_path):
-    checkpoint = RunCheckpoint(tmp_path, CoFiConfig(task="rte"))
+    checkpoint = run_checkpoint(tmp_path, CoFiConfig(task="rte"))
     checkpoint.save({"stage": "prune", "history": [{"error": 0.5}]})
     assert checkpoint.load()["stage"] == "prune"
     (tmp_path / "state.pt").write_bytes(bytes(100))

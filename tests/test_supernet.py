@@ -341,7 +341,7 @@ def test_finished_run_resumes_without_training(tmp_path):
 
 def test_checkpoint_of_another_setup_is_refused(tmp_path):
     run(tmp_path, max_steps=2)
-    with pytest.raises(ValueError, match="different setup \\(learning_rate: checkpoint 0.01, now 0.001\\)"):
+    with pytest.raises(ValueError, match="other settings \\(learning_rate: checkpoint 0.01, now 0.001\\)"):
         run(tmp_path, max_steps=2, learning_rate=1e-3)
 
 

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nas_pruning.cofi.checkpoint import RunCheckpoint, rng_state, set_rng_state
 from nas_pruning.cofi.config import CoFiConfig
 from nas_pruning.cofi.data import TransferData, load_transfer_data
 from nas_pruning.cofi.finetuning import FineTuner
@@ -36,11 +36,16 @@ from nas_pruning.cofi.speed import latency_batch, measure_speedup
 from nas_pruning.cofi.teacher import load_or_train_teacher, teacher_path
 from nas_pruning.cofi.transfer import MultiTaskModel
 from nas_pruning.evaluation import evaluate
-from nas_pruning.models import count_parameters, get_adapter, load_tokenizer
+from nas_pruning.models import count_parameters, get_adapter, load_model, load_tokenizer
 from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.tasks import get_task
+from nas_pruning.training.checkpoint import Checkpoint, capture_rng, restore_rng
 
 MODEL_FOLDER = "model"
+# Beside the checkpoint, once pruning is over: the extracted model the fine-tuning stage trains.
+PRUNED_FOLDER = "pruned"
+# Settings that do not change results; a run may resume with other values.
+RUNTIME_SETTINGS = ("num_threads", "device")
 Report = Callable[[dict], None]
 
 
@@ -67,7 +72,16 @@ def run_cofi(
         raise ValueError(
             f"max_length must be at most {longest} (the model's position embeddings), got {config.max_length}"
         )
-    return CoFiRun(config, Path(output_dir), report, RunCheckpoint(checkpoint_dir, config), progress).run()
+    return CoFiRun(config, Path(output_dir), report, run_checkpoint(checkpoint_dir, config), progress).run()
+
+
+def run_checkpoint(folder: str | os.PathLike | None, config: CoFiConfig) -> Checkpoint:
+    """The checkpoint of a run of `config` in `folder` (None: none is kept). It holds the
+    stage, the epochs done, the training state of the stage, the random states and the
+    history; the data order is seeded by epoch, so a resumed run ends bit for bit where an
+    uninterrupted one would. Settings that do not change results may differ on resuming."""
+    settings = {key: value for key, value in config.to_dict().items() if key not in RUNTIME_SETTINGS}
+    return Checkpoint(folder, settings)
 
 
 def prepare_teacher(config: CoFiConfig, progress: bool = True) -> Path:
@@ -87,7 +101,7 @@ class CoFiRun:
     """The stages of one run and the bookkeeping of its epoch rows."""
 
     def __init__(
-        self, config: CoFiConfig, output_dir: Path, report: Report | None, checkpoint: RunCheckpoint, progress: bool
+        self, config: CoFiConfig, output_dir: Path, report: Report | None, checkpoint: Checkpoint, progress: bool
     ) -> None:
         self.config = config
         self.output_dir = output_dir
@@ -114,12 +128,14 @@ class CoFiRun:
             pruned = self._prune(state)
             state = None
         else:
-            pruned = self.checkpoint.load_pruned(self.data.task).to(self.device)
+            task = self.data.task
+            pruned = load_model(str(self.checkpoint.directory / PRUNED_FOLDER), task.num_labels, task.is_regression)
+            pruned = pruned.to(self.device)
         return self._finetune(pruned, state)
 
     def _save_state(self, stage: str, epoch: int, training: dict) -> None:
         """Checkpoint the end of `epoch` of `stage`; the RNG states make the continuation exact."""
-        state = {"stage": stage, "epoch": epoch, "training": training, "rng": rng_state(), "history": self.history}
+        state = {"stage": stage, "epoch": epoch, "training": training, "rng": capture_rng(), "history": self.history}
         self.checkpoint.save(state)
 
     # -- stages -----------------------------------------------------------------
@@ -132,8 +148,8 @@ class CoFiRun:
         pruner = CoFiPruner(model, self.teacher, config, steps_per_epoch)
         start = 0
         if state is not None:
-            pruner.load_training_state(state["training"])
-            set_rng_state(state["rng"])
+            pruner.load_state_dict(state["training"])
+            restore_rng(state["rng"])
             start = state["epoch"]
         pruned = None
         for epoch in range(start, config.prune_epochs):
@@ -145,11 +161,12 @@ class CoFiRun:
             pruned = extract_gated(model.target, gates)
             last = epoch + 1 == config.prune_epochs and not config.finetune_epochs
             row = self._score("prune", epoch + 1, pruned, losses, last=last)
-            self._save_state("prune", epoch + 1, pruner.training_state())
+            self._save_state("prune", epoch + 1, pruner.state_dict())
             self._report(row)
         if pruned is None:  # resumed after the last pruning epoch's checkpoint
             pruned = extract_gated(model.target, pruner.deterministic_gates())
-        self.checkpoint.save_pruned(pruned)
+        if self.checkpoint.directory is not None:
+            pruned.save_pretrained(self.checkpoint.directory / PRUNED_FOLDER)
         return pruned
 
     def _finetune(self, pruned: nn.Module, state: dict | None) -> dict:
@@ -170,7 +187,7 @@ class CoFiRun:
             self._save_state("finetune", 0, tuner.state_dict())
         else:
             tuner.load_state_dict(state["training"])
-            set_rng_state(state["rng"])
+            restore_rng(state["rng"])
             start = state["epoch"]
         for epoch in range(start, config.finetune_epochs):
             aux = self._aux_batches(config.prune_epochs + epoch) if model.auxiliary is not None else None
@@ -186,6 +203,8 @@ class CoFiRun:
                 self._save_state("finetune", epoch + 1, tuner.state_dict())
             self._report(row)
         self.checkpoint.clear()
+        if self.checkpoint.directory is not None:
+            shutil.rmtree(self.checkpoint.directory / PRUNED_FOLDER, ignore_errors=True)
         return self.history[-1]
 
     def _aux_batches(self, epoch: int):

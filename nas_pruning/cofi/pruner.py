@@ -6,12 +6,15 @@ Lagrangian per distinct mask and, for delta coupling, the delta penalty. With an
 auxiliary task, one auxiliary batch per step runs under the auxiliary mask and
 its loss updates only what ``transfer`` allows (see
 :mod:`nas_pruning.cofi.transfer`). Weights, gate scores and Lagrange multipliers
-have separate optimizers and learning rates; the multipliers ascend.
+have separate optimizers and learning rates; the multipliers ascend. The steps run on
+the package's training loop (:func:`nas_pruning.training.loop.train_epoch`) with CoFi's
+settings: no weight decay, the gradient norm of the weights (not of gate scores or
+multipliers) clipped to 1, constant learning rates.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -28,17 +31,20 @@ from nas_pruning.cofi.sparsity import expected_sparsity
 from nas_pruning.cofi.transfer import AUXILIARY, TARGET, CoupledMasks, MultiTaskModel
 from nas_pruning.models import get_adapter
 from nas_pruning.training.distillation import LayerDistillation, logit_distillation_loss
+from nas_pruning.training.loop import TrainingSteps, train_epoch
 
 MAX_GRAD_NORM = 1.0
 
 
-class CoFiPruner:
+class CoFiPruner(TrainingSteps):
     """Pruning state and steps for `model` (a target classifier, plus an auxiliary one
     when the pruning stage transfers) distilled from `teacher`.
 
     config: the run's settings (sparsity, coupling, learning rates, loss weights).
     steps_per_epoch: target batches per epoch, to place the sparsity warm-up.
     """
+
+    max_grad_norm = MAX_GRAD_NORM
 
     def __init__(self, model: MultiTaskModel, teacher: nn.Module, config: CoFiConfig, steps_per_epoch: int) -> None:
         self.model = model
@@ -59,14 +65,16 @@ class CoFiPruner:
         self.schedule = TargetSchedule(config.target_sparsity, round(config.sparsity_warmup * total_steps))
         self.steps = 0
         weights = list(model.parameters()) + list(self.layer_distillation.parameters())
-        self.optimizers = {
-            "weights": torch.optim.AdamW(weights, lr=config.learning_rate, weight_decay=0.0),
-            "gates": torch.optim.AdamW(self.masks.parameters(), lr=config.gate_learning_rate, weight_decay=0.0),
-            "lambdas": torch.optim.AdamW(
+        self.optimizers = [  # weights, gate scores, multipliers
+            torch.optim.AdamW(weights, lr=config.learning_rate, weight_decay=0.0),
+            torch.optim.AdamW(self.masks.parameters(), lr=config.gate_learning_rate, weight_decay=0.0),
+            torch.optim.AdamW(
                 self.lagrangians.parameters(), lr=config.lambda_learning_rate, weight_decay=0.0, maximize=True
             ),
-        }
+        ]
         self._aux_inputs = self._auxiliary_inputs() if model.auxiliary is not None else []
+        self.aux_batches: Iterator[dict] | None = None
+        self.where = "pruning"
 
     def _auxiliary_inputs(self) -> list[nn.Parameter]:
         """Parameters the auxiliary loss may update: its head, plus the encoder weights
@@ -79,24 +87,25 @@ class CoFiPruner:
         return inputs
 
     def train_epoch(
-        self, batches, aux_batches: Iterator[dict] | None = None, epoch: int = 0, progress: bool = True
+        self, batches: Iterable[dict], aux_batches: Iterator[dict] | None = None, epoch: int = 0, progress: bool = True
     ) -> dict:
         """One pass over the target `batches`. Returns mean losses and the expected
         sparsity of the target mask at the end."""
-        self.model.train()
-        sums = {"loss": 0.0, "lagrangian": 0.0}
-        count = 0
-        for batch in tqdm(batches, desc=f"prune epoch {epoch + 1}", disable=not progress, leave=False):
-            losses = self._step(batch, None if aux_batches is None else next(aux_batches), f"pruning epoch {epoch + 1}")
-            for key in sums:
-                sums[key] += losses[key]
-            count += 1
-        means = {key: value / max(count, 1) for key, value in sums.items()}
+        self.aux_batches, self.where = aux_batches, f"pruning epoch {epoch + 1}"
+        # The bar wraps the batches, which decides their order (see FineTuner.train_epoch).
+        batches = tqdm(batches, desc=f"prune epoch {epoch + 1}", disable=not progress, leave=False)
+        results = train_epoch(self, batches, self.steps)
+        self.steps += len(results)
+        means = {key: sum(result[key] for result in results) / max(len(results), 1) for key in ("loss", "lagrangian")}
         means["expected_sparsity"] = expected_sparsity(self.dims, self.masks.scores(TARGET)).item()
         means["target_now"] = self.schedule(self.steps)
         return means
 
-    def _step(self, batch: dict, aux_batch: dict | None, where: str) -> dict:
+    def clip_parameters(self) -> list[nn.Parameter]:
+        return self.optimizers[0].param_groups[0]["params"]  # the weights
+
+    def forward_backward(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, Any]:
+        aux_batch = None if self.aux_batches is None else next(self.aux_batches)
         config = self.config
         target = self.model.target
         device = next(target.parameters()).device
@@ -114,41 +123,30 @@ class CoFiPruner:
         loss = loss + config.layer_distill_weight * self.layer_distillation(
             out.hidden_states[1:], teacher_out.hidden_states[1:], batch["attention_mask"], active
         )
-        sparsity_target = self.schedule(self.steps)
+        sparsity_target = self.schedule(step)
         lagrangian = sum(
             lagrangian(expected_sparsity(self.dims, self.masks.scores(role)), sparsity_target)
             for role, lagrangian in self.lagrangians.items()
         )
         total = loss + lagrangian + config.lambda_delta * self.masks.penalty().to(device)
-        check_finite(total, f"{where}, step {self.steps}")
+        check_finite(total, f"{self.where}, step {step}")
         total.backward()
         if aux_batch is not None:
             auxiliary = self.model.auxiliary
             with apply_gates(auxiliary, sample_gates(self.masks.scores(AUXILIARY))):
                 aux_loss = config.aux_weight * auxiliary(**to_device(aux_batch, device)).loss
-            check_finite(aux_loss, f"{where}, step {self.steps} (auxiliary task)")
+            check_finite(aux_loss, f"{self.where}, step {step} (auxiliary task)")
             aux_loss.backward(inputs=self._aux_inputs)
-        nn.utils.clip_grad_norm_(self.optimizers["weights"].param_groups[0]["params"], MAX_GRAD_NORM)
-        for optimizer in self.optimizers.values():
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        self.steps += 1
         return {"loss": loss.item(), "lagrangian": float(lagrangian.detach())}
 
     def deterministic_gates(self) -> GateValues:
         """The target mask's final gates, at the target sparsity."""
         return deterministic_gates(self.masks.scores(TARGET), self.dims, self.config.target_sparsity)
 
-    def training_state(self) -> dict:
-        """Everything needed to resume: model, gates, multipliers, optimizers, step."""
-        return {
-            "modules": self.trained.state_dict(),
-            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
-            "steps": self.steps,
-        }
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: model, gates, multipliers, layer map, optimizers, step."""
+        return {**super().state_dict(), "steps": self.steps}
 
-    def load_training_state(self, state: dict) -> None:
-        self.trained.load_state_dict(state["modules"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         self.steps = state["steps"]

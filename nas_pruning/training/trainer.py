@@ -1,10 +1,11 @@
-"""The training loop of super-networks (and of plain fine-tuning, strategy `standard`).
+"""Super-network training (and plain fine-tuning, strategy `standard`) on the loop of
+:mod:`nas_pruning.training.loop`.
 
-Every step: the strategy lists its passes (full network, sub-networks, distilled
-or not), each pass runs forward and backward through the shared weights, the
-gradients add up, and AdamW takes one step. Each epoch ends with validation, a
-checkpoint and the `on_epoch_end` callback, in that order, so that a callback that
-stops the process (a Syne Tune pause, a crash) loses no finished epoch.
+Every step (:class:`SuperNetworkSteps`): the strategy lists its passes (full network,
+sub-networks, distilled or not), each pass runs forward and backward through the shared
+weights, the gradients add up, and AdamW takes one step. Each epoch ends with validation, a
+checkpoint and the `on_epoch_end` callback, in that order, so that a callback that stops the
+process (a Syne Tune pause, a crash) loses no finished epoch.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from nas_pruning.evaluation import evaluate
 from nas_pruning.models import select_subnetwork
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.tasks import Task
-from nas_pruning.training.checkpoint import Checkpoint, TrainingState
+from nas_pruning.training.checkpoint import Checkpoint, TrainingState, capture_rng, restore_rng
 from nas_pruning.training.config import TrainingConfig
 from nas_pruning.training.distillation import DistillationLoss, task_loss
 from nas_pruning.training.distributed import DataParallel
+from nas_pruning.training.loop import TrainingSteps, train_epoch
 from nas_pruning.training.strategies import Pass, Strategy, as_strategy
 
 CHECKPOINT_DIR = "checkpoint"
-LOG_EVERY = 10  # steps between progress-bar loss updates
 
 
 def has_checkpoint(output_dir: str | os.PathLike | None) -> bool:
@@ -94,10 +95,8 @@ def train_supernet(
         )
     steps_per_epoch = _num_batches(train_loader)
     total_steps = config.total_steps(steps_per_epoch)
-    optimizer = _adamw(model, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
-    distill = DistillationLoss(config.temperature, config.distill_task_weight, task.is_regression)
     sampler = np.random.RandomState(config.seed)
+    steps = SuperNetworkSteps(model, task, strategy, space, config, sampler, total_steps, data_parallel)
     setup = {
         **{k: v for k, v in asdict(config).items() if k != "num_threads"},  # threads do not change results
         "strategy": strategy.describe(),
@@ -107,19 +106,21 @@ def train_supernet(
     }
     if data_parallel is not None:
         setup["data_parallel_ranks"] = data_parallel.world_size
-    checkpoint = Checkpoint(Path(output_dir) / CHECKPOINT_DIR, setup) if output_dir is not None else None
-    resume = has_checkpoint(output_dir)
+    checkpoint = Checkpoint(None if output_dir is None else Path(output_dir) / CHECKPOINT_DIR, setup)
+    resume = checkpoint.exists()
     if data_parallel is not None:
         data_parallel.check_same_on_all_ranks(resume, f"whether a checkpoint exists in {output_dir}")
     if resume:
-        state = checkpoint.load(model, optimizer, scheduler, sampler, train_loader)
+        saved = checkpoint.load()
+        steps.load_state_dict(saved["training"])
+        restore_rng(saved["rng"], sampler, train_loader)
+        state = TrainingState(**saved["state"])
     else:
         state = TrainingState()
         torch.manual_seed(config.seed)
         random.seed(config.seed)
     if data_parallel is not None:
         data_parallel.broadcast_parameters(model)
-    device = next(model.parameters()).device
     is_main = data_parallel is None or data_parallel.is_main
 
     bar = tqdm(
@@ -128,44 +129,70 @@ def train_supernet(
     for epoch in range(state.epoch + 1, config.epochs + 1):
         if state.step >= total_steps:
             break
-        model.train()
-        losses, start = [], time.perf_counter()
-        for batch in train_loader:
-            if state.step >= total_steps:
-                break
-            passes = strategy.passes(space, sampler, state.step / max(1, total_steps - 1))
-            optimizer.zero_grad(set_to_none=True)
-            loss = _run_passes(model, {k: v.to(device) for k, v in batch.items()}, passes, task, distill)
-            if data_parallel is not None:
-                loss = data_parallel.average_gradients(model, float(loss), examples=len(batch["labels"]))
-            if config.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            losses.append(loss)
-            bar.update()
-            if not bar.disable and bar.n % LOG_EVERY == 0:  # reading the loss waits for the device
-                bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}")
+        start = time.perf_counter()
+        losses = [result["loss"] for result in train_epoch(steps, train_loader, state.step, total_steps, bar)]
+        state.step += len(losses)
         state.train_seconds += time.perf_counter() - start
         metrics = {
             "epoch": epoch,
             "step": state.step,
             "train_loss": float(np.mean([float(loss) for loss in losses])),  # read once, at the epoch's end
-            "lr": scheduler.get_last_lr()[0],
+            "lr": steps.schedulers[0].get_last_lr()[0],
             "train_seconds": state.train_seconds,
         }
         if val_loader is not None:
             metrics.update(_validate(model, val_loader, task, space if config.validate_subnetworks else None))
         state.epoch = epoch
         state.history.append(metrics)
-        if checkpoint is not None and is_main:
-            checkpoint.save(model, optimizer, scheduler, sampler, train_loader, state)
+        if is_main:
+            checkpoint.save({"training": steps.state_dict(), "rng": capture_rng(sampler, train_loader),
+                             "state": asdict(state)})  # fmt: skip
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
     bar.close()
     model.eval()
     return state.history
+
+
+class SuperNetworkSteps(TrainingSteps):
+    """One step of super-network training: the passes the strategy asks for (gradients add up).
+
+    AdamW with weight decay on the weight matrices only, a linear warm-up and decay of the
+    learning rate over `total_steps`, the global gradient norm clipped to
+    `config.max_grad_norm` over all weights. With `data_parallel`, gradients and the loss
+    are averaged over the ranks after the backward passes.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        strategy: Strategy,
+        space: SearchSpace | None,
+        config: TrainingConfig,
+        sampler: np.random.RandomState,
+        total_steps: int,
+        data_parallel: DataParallel | None,
+    ) -> None:
+        self.model = self.trained = model
+        self.task, self.strategy, self.space, self.sampler = task, strategy, space, sampler
+        self.total_steps, self.data_parallel = total_steps, data_parallel
+        self.max_grad_norm = config.max_grad_norm
+        optimizer = _adamw(model, config)
+        self.optimizers = [optimizer]
+        self.schedulers = [
+            get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
+        ]
+        self.distill = DistillationLoss(config.temperature, config.distill_task_weight, task.is_regression)
+        self.device = next(model.parameters()).device
+
+    def forward_backward(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, Any]:
+        passes = self.strategy.passes(self.space, self.sampler, step / max(1, self.total_steps - 1))
+        on_device = {k: v.to(self.device) for k, v in batch.items()}  # _run_passes takes the labels out
+        loss = _run_passes(self.model, on_device, passes, self.task, self.distill)
+        if self.data_parallel is not None:
+            loss = self.data_parallel.average_gradients(self.model, float(loss), examples=len(batch["labels"]))
+        return {"loss": loss}
 
 
 def _run_passes(
