@@ -19,6 +19,24 @@ QUICK = {"epochs": 1, "max_train_examples": 1000, "supernet_epochs": 1, "num_eva
          "max_validation_examples": 200}
 
 
+def quick_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The `run --quick` preset applied to the job's settings: a small super-network and a short search.
+
+    settings: the job's `epochs`, `max_train_examples`, `supernet_epochs`, `num_evaluations` and
+        `max_validation_examples` as the user gave them (None: not given).
+    Returns those five settings: `epochs` is QUICK's, `supernet_epochs` at most QUICK's, and the others
+    QUICK's where the user gave none (numbers the user gave are kept).
+    """
+    return {
+        "epochs": QUICK["epochs"],
+        "max_train_examples": settings["max_train_examples"] or QUICK["max_train_examples"],
+        "supernet_epochs": min(settings["supernet_epochs"], QUICK["supernet_epochs"]),
+        "num_evaluations": QUICK["num_evaluations"] if settings["num_evaluations"] is None
+        else settings["num_evaluations"],
+        "max_validation_examples": settings["max_validation_examples"] or QUICK["max_validation_examples"],
+    }
+
+
 def run_pipeline(
     task: str,
     output_dir: str | os.PathLike,
