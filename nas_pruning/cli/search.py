@@ -230,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     try:
         folder = run_pipeline(
-            args.task, args.output_dir or f"nas_pruning_runs/{args.task}", training_options(args), search, export,
+            args.task, args.output_dir, training_options(args), search, export,
             supernet_epochs=args.supernet_epochs, on_search=show,
         )
     except NothingLearned as nothing:
