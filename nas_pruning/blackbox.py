@@ -10,7 +10,7 @@ optimizers can be compared in seconds in simulated time
 - the members of any given searches (their results.csv), so that replaying those searches
   on the blackbox returns exactly what they saw,
 - a scrambled Sobol design of `num_configs` points of the unit cube, decoded onto the
-  space's Syne Tune domains (`nas_pruning.searchers.ConfigCodec`).
+  space's Syne Tune domains (`nas_pruning.optimizers.config_codec.ConfigCodec`).
 
 A blackbox folder holds Syne Tune's files (configspace.json, fidelityspace.json,
 hyperparameters.parquet, objectives_evaluations.npy, fidelities_values.npy,
@@ -57,7 +57,7 @@ from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, PARAMS
 from nas_pruning.runtimes import LatencyMeter, LatencySpec
 from nas_pruning.experiments.weight_sharing import LATENCY, front_configs, prepare_evaluation
 from nas_pruning.search_spaces import Config, SearchSpace, get_search_space
-from nas_pruning.searchers import ConfigCodec
+from nas_pruning.optimizers.config_codec import ConfigCodec
 from nas_pruning.supernet import load_supernet
 
 #: Sub-networks are evaluated once, never trained: one fidelity level, which Syne Tune's

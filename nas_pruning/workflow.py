@@ -19,9 +19,27 @@ QUICK = {"epochs": 1, "max_train_examples": 1000, "supernet_epochs": 1, "num_eva
          "max_validation_examples": 200}
 
 
+def quick_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The `run --quick` preset applied to the job's settings: a small super-network and a short search.
+
+    settings: the job's `epochs`, `max_train_examples`, `supernet_epochs`, `num_evaluations` and
+        `max_validation_examples` as the user gave them (None: not given).
+    Returns those five settings: `epochs` is QUICK's, `supernet_epochs` at most QUICK's, and the others
+    QUICK's where the user gave none (numbers the user gave are kept).
+    """
+    return {
+        "epochs": QUICK["epochs"],
+        "max_train_examples": settings["max_train_examples"] or QUICK["max_train_examples"],
+        "supernet_epochs": min(settings["supernet_epochs"], QUICK["supernet_epochs"]),
+        "num_evaluations": QUICK["num_evaluations"] if settings["num_evaluations"] is None
+        else settings["num_evaluations"],
+        "max_validation_examples": settings["max_validation_examples"] or QUICK["max_validation_examples"],
+    }
+
+
 def run_pipeline(
     task: str,
-    output_dir: str | os.PathLike,
+    output_dir: str | os.PathLike | None,
     training: Mapping[str, Any],
     search: SearchSettings,
     export: ExportSettings,
@@ -31,8 +49,8 @@ def run_pipeline(
     """Run the main job into `output_dir` and return the exported model's folder (`output_dir/model`).
 
     task: GLUE task name (see nas_pruning.tasks.TASKS).
-    output_dir: the job's folder; it gets finetuned/ (when `supernet_epochs` > 0), supernet/, search/
-        and model/ (replaced by a rerun).
+    output_dir: the job's folder (None: nas_pruning_runs/<task>); it gets finetuned/ (when `supernet_epochs`
+        > 0), supernet/, search/ and model/ (replaced by a rerun).
     training: keyword arguments of `nas_pruning.supernet.finetune` other than task and output_dir.
     search: how the super-network is searched.
     export: how the knee point of the front is exported.
@@ -43,7 +61,7 @@ def run_pipeline(
 
     Raises `nas_pruning.export.NothingLearned` when no front member beats the trivial predictor.
     """
-    root = Path(output_dir)
+    root = Path(output_dir or f"nas_pruning_runs/{task}")
     if supernet_epochs > 0 and training.get("strategy", "full") != "standard":
         # Plain fine-tuning first, reordered by importance; the super-network continues from it
         # (docs/weight_sharing.md: from the pre-trained model a short super-network training fails).

@@ -17,7 +17,9 @@ from nas_pruning.baselines.head_pruning import head_importance, head_pruning
 from nas_pruning.baselines.layer_drop import layer_drop, top_layers_dropped
 from nas_pruning.baselines.mask_gradients import MaskGradients, mask_gradients
 from nas_pruning.baselines.mask_tuning import tune_masks
-from nas_pruning.baselines.results import RESULT_COLUMNS
+from nas_pruning.arguments import ratio
+from nas_pruning.baselines.registry import BASELINES, PruningBaseline, get_baseline, option
+from nas_pruning.baselines.results import RESULT_COLUMNS, ResultsTable
 from nas_pruning.baselines.retraining_free import (
     FisherInformation,
     MaskCosts,
@@ -387,3 +389,32 @@ def test_baseline_commands_write_the_results_table(tmp_path, pretrained_folder, 
     args = _parse(["baseline", "layer-drop", "--task", "mnli", "--model", str(pretrained_folder)])
     with pytest.raises(ValueError, match="has 2 outputs but task 'mnli' needs 3"):
         args.func(args)
+
+
+def test_a_registered_method_is_a_baseline_command(tmp_path, pretrained_folder, tiny_glue, capsys, monkeypatch):
+    """One function plus one registry entry make `nas-pruning baseline <name>`: its own options reach the
+    function by name, re-fine-tuning options become a TrainingConfig, the results table is written and shown."""
+    seen = {}
+
+    def keep_all(model, data, keep, finetune, results_path, models_dir):
+        seen.update(keep=keep, finetune=finetune)
+        table = ResultsTable("keep_all", results_path, models_dir)
+        table.add_model(model, count_parameters(model), data, name="all", keep=keep)
+        return table.frame
+
+    entry = PruningBaseline(keep_all, "keep every weight", (option("--keep", type=ratio, default=1.0),), True)
+    monkeypatch.setitem(BASELINES, "keep-all", entry)
+    output = tmp_path / "keep"
+    args = _parse(
+        ["baseline", "keep-all", "--task", "rte", "--model", str(pretrained_folder), "--data-dir", str(tiny_glue),
+         "--max-length", "32", "--batch-size", "8", "--threads", "1", "--keep", "0.5", "--finetune-epochs", "2",
+         "--output-dir", str(output), "--save-models"]
+    )
+    args.func(args)
+    assert seen["keep"] == 0.5 and seen["finetune"].epochs == 2 and seen["finetune"].batch_size == 8
+    table = pd.read_csv(output / "results.csv")
+    assert table["method"].tolist() == ["keep_all"] and table["params"].tolist() == [1.0]
+    assert (output / "models" / "all" / "config.json").is_file()
+    assert f"results: {output / 'results.csv'}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown baseline 'nope'; registered: head-pruning, layer-drop"):
+        get_baseline("nope")

@@ -9,6 +9,7 @@ from conftest import tiny_model
 from transformers import AutoModelForSequenceClassification
 
 from nas_pruning.cli import main
+from nas_pruning.workflow import QUICK, quick_settings
 
 
 def test_search_and_export_from_the_command_line(tiny_supernet, tmp_path, monkeypatch):
@@ -71,6 +72,15 @@ def test_bad_input_gets_a_clear_message(tmp_path, capsys):
     assert main(["search", "--supernet", str(tmp_path), "--output-dir", str(tmp_path / "o")]) == 2
     assert "not a super-network folder" in capsys.readouterr().err
     assert main(["space", "--search-space", "small", "--model", str(tmp_path / "missing")]) == 2
+
+
+def test_the_quick_preset_keeps_the_numbers_given_and_fills_in_the_rest():
+    given = {"epochs": 3, "max_train_examples": 16, "supernet_epochs": 2, "num_evaluations": None,
+             "max_validation_examples": None}
+    assert quick_settings(given) == {**QUICK, "max_train_examples": 16}
+    # supernet_epochs is capped, not raised: 0 (no separate super-network stage) stays 0
+    assert quick_settings({**given, "supernet_epochs": 0, "num_evaluations": 4})["supernet_epochs"] == 0
+    assert quick_settings({**given, "num_evaluations": 4})["num_evaluations"] == 4
 
 
 @pytest.mark.integration

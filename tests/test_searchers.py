@@ -4,7 +4,11 @@ import torch
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from syne_tune.config_space import Domain, FiniteRange, choice, finrange, loguniform, ordinal, randint, uniform
 
-from nas_pruning.searchers import ConfigCodec, Float64EHVI, LocalSearch, PymooSearcher, RandomSearcher
+from nas_pruning.optimizers.config_codec import ConfigCodec
+from nas_pruning.optimizers.ehvi import Float64EHVI
+from nas_pruning.optimizers.local_search import LocalSearch
+from nas_pruning.optimizers.pymoo_adapter import PymooSearcher
+from nas_pruning.optimizers.random_search import RandomSearcher
 
 SPACE = {
     "layers": randint(1, 12),

@@ -7,8 +7,10 @@
 - `retraining_free.retraining_free`: Fisher mask search, rearrangement and tuning (Kwon et al. 2022).
 
 They share `data.BaselineData` (task and batches), `results.ResultsTable` (the table:
-method, error, params, test_error, test_metric, wall_time, ...); their command group
-is `nas_pruning.cli.baselines` (`nas-pruning baseline ...`). The functions are imported from
-their modules (`from nas_pruning.baselines.head_pruning import head_pruning`), which
-keeps `python -m nas_pruning.baselines.standard_nas` (a trial) free of the others.
+method, error, params, test_error, test_metric, wall_time, ...). `registry.BASELINES` lists
+the methods that prune a fine-tuned model (name -> function, help, options): a new one is a
+module plus one entry there, and gets its `nas-pruning baseline <name>` command
+(`nas_pruning.cli.baselines`) and its run (`nas_pruning.experiments.pruning_baselines`).
+The functions are imported from their modules
+(`from nas_pruning.baselines.head_pruning import head_pruning`), which keeps `python -m nas_pruning.baselines.standard_nas` (a trial) free of the others.
 """

@@ -19,7 +19,7 @@ from nas_pruning.cli.arguments import (
 )
 from nas_pruning.cli.finetune import add_finetune_arguments, training_options
 from nas_pruning.experiments.weight_sharing import SearchOutcome, SearchSettings, run_search
-from nas_pruning.workflow import QUICK, run_pipeline
+from nas_pruning.workflow import quick_settings, run_pipeline
 from nas_pruning.export import INDEX_FILE, ExportSettings, NothingLearned, export_front, export_member
 from nas_pruning.optimizers import OPTIMIZERS
 from nas_pruning.pareto import REFERENCES
@@ -215,11 +215,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    if args.quick:  # a few minutes on 2 CPU cores: a small super-network, a short search
-        args.epochs, args.max_train_examples = QUICK["epochs"], args.max_train_examples or QUICK["max_train_examples"]
-        args.supernet_epochs = min(args.supernet_epochs, QUICK["supernet_epochs"])
-        args.num_evaluations = QUICK["num_evaluations"] if args.num_evaluations is None else args.num_evaluations
-        args.max_validation_examples = args.max_validation_examples or QUICK["max_validation_examples"]
+    if args.quick:
+        vars(args).update(quick_settings(vars(args)))
     # Bad search or latency settings fail here, before any training.
     search = _search_settings(args)
     export = ExportSettings(
@@ -233,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     try:
         folder = run_pipeline(
-            args.task, args.output_dir or f"nas_pruning_runs/{args.task}", training_options(args), search, export,
+            args.task, args.output_dir, training_options(args), search, export,
             supernet_epochs=args.supernet_epochs, on_search=show,
         )
     except NothingLearned as nothing:

@@ -1,9 +1,9 @@
-"""One registry from an optimizer name to a Syne Tune scheduler.
+"""Optimizers: the one registry from an optimizer name to a Syne Tune scheduler, and the searchers behind it.
 
 ``make_scheduler(method, config_space, ...)`` accepts a name of
 :data:`OPTIMIZERS`, a ready Syne Tune ``TrialScheduler`` (returned unchanged)
 or any pymoo algorithm object (driven by
-:class:`~nas_pruning.searchers.PymooSearcher`). All objectives are
+:class:`~nas_pruning.optimizers.pymoo_adapter.PymooSearcher`). All objectives are
 minimised; every method evaluates ``points_to_evaluate`` first.
 
 ========================  =====================================================
@@ -21,77 +21,32 @@ minimised; every method evaluates ``points_to_evaluate`` first.
 ========================  =====================================================
 
 Extra keyword arguments go to the searcher (to MOASHA for ``moasha``, to
-pymoo's ``NSGA2`` for ``nsga2``, to :class:`~nas_pruning.searchers.PymooSearcher`
+pymoo's ``NSGA2`` for ``nsga2``, to :class:`~nas_pruning.optimizers.pymoo_adapter.PymooSearcher`
 for a pymoo algorithm object).
+
+The searchers Syne Tune 0.16 lacks or gets wrong, one module each (all minimise every objective and
+evaluate their ``points_to_evaluate`` first): ``random_search`` (``RandomSearcher``, seeded),
+``morea`` (``SeededMOREA``), ``local_search`` (``LocalSearch``, around the Pareto archive),
+``pymoo_adapter`` (``PymooSearcher``, any pymoo algorithm through ask/tell), ``ehvi`` (``Float64EHVI``).
+``config_codec.ConfigCodec`` is how they key, sample, mutate and encode configurations;
+``schedulers`` holds the schedulers they run in, ``trial_aware`` the searchers told which trial runs
+which suggestion.
 """
 
 import importlib.util
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.algorithm import Algorithm
-from syne_tune.backend.trial_status import Trial
-from syne_tune.config_space import postprocess_config, remove_constant_and_cast
-from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
-from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
-from syne_tune.optimizer.schedulers.searchers.searcher import BaseSearcher
-from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
+from syne_tune.optimizer.scheduler import TrialScheduler
 
-from nas_pruning.searchers import (
-    Float64EHVI,
-    LocalSearch,
-    PymooSearcher,
-    RandomSearcher,
-    SeededMOREA,
-    TrialAwareSearcher,
-)
-
-Config = dict[str, Any]
-
-
-class MultiObjectiveScheduler(SingleFidelityScheduler):
-    """Syne Tune's single-fidelity scheduler, minimising all ``metrics``, that
-    also tells a :class:`~nas_pruning.searchers.TrialAwareSearcher` which
-    trial runs which suggestion.
-
-    :param config_space: Syne Tune config space.
-    :param metrics: Names of the reported metrics to minimise.
-    :param searcher: The searcher proposing configurations.
-    :param random_seed: Seed of the scheduler.
-    """
-
-    def __init__(
-        self, config_space: Config, metrics: Sequence[str], searcher: BaseSearcher, random_seed: int | None = None
-    ):
-        super().__init__(
-            config_space, metrics=list(metrics), do_minimize=True, searcher=searcher, random_seed=random_seed
-        )
-
-    def on_trial_add(self, trial: Trial):
-        if isinstance(self.searcher, TrialAwareSearcher):
-            self.searcher.on_trial_add(trial.trial_id, remove_constant_and_cast(trial.config, self.config_space))
-
-
-class InitialDesignMOASHA(MOASHA):
-    """Syne Tune's MOASHA, which in 0.16 ignores ``points_to_evaluate`` and
-    samples from NumPy's global random state: this one suggests
-    ``points_to_evaluate`` first, then seeded random configurations.
-
-    :param config_space: Syne Tune config space.
-    :param metrics: Names of the reported metrics to minimise.
-    :param points_to_evaluate: Configurations suggested first, in order.
-    :param kwargs: MOASHA's arguments (``time_attr``, ``max_t``, ...).
-    """
-
-    def __init__(
-        self, config_space: Config, metrics: Sequence[str], points_to_evaluate: list[Config] | None = None, **kwargs
-    ):
-        super().__init__(config_space, metrics=list(metrics), do_minimize=True, **kwargs)
-        self._sampler = RandomSearcher(config_space, points_to_evaluate, random_seed=self.random_seed)
-
-    def suggest(self) -> TrialSuggestion | None:
-        return TrialSuggestion.start_suggestion(postprocess_config(self._sampler.suggest(), self.config_space))
+from nas_pruning.optimizers.config_codec import Config
+from nas_pruning.optimizers.ehvi import Float64EHVI
+from nas_pruning.optimizers.local_search import LocalSearch
+from nas_pruning.optimizers.morea import SeededMOREA
+from nas_pruning.optimizers.pymoo_adapter import PymooSearcher
+from nas_pruning.optimizers.random_search import RandomSearcher
+from nas_pruning.optimizers.schedulers import InitialDesignMOASHA, MultiObjectiveScheduler
 
 
 def _random(config_space, metrics, points_to_evaluate, random_seed, **kwargs) -> TrialScheduler:
