@@ -6,7 +6,9 @@
 - :mod:`~nas_pruning.experiments.cofi_transfer`: CoFi pruning with transfer
   (trial script :mod:`nas_pruning.cofi.trial`);
 - :mod:`~nas_pruning.experiments.standard_nas`: standard NAS, every candidate fine-tuned
-  (trial script :mod:`nas_pruning.baselines.standard_nas`).
+  (trial script :mod:`nas_pruning.baselines.standard_nas`);
+- :mod:`~nas_pruning.experiments.pruning_baselines`: one run of a registered pruning baseline
+  (``nas-pruning baseline <name>``; no Syne Tune Tuner: each baseline is one job).
 
 Import the functions from their modules; each pulls in Syne Tune.
 """
