@@ -46,9 +46,8 @@ import pandas as pd
 import torch
 
 from nas_pruning.baselines.data import load_baseline_data
-from nas_pruning.baselines.head_pruning import head_pruning
-from nas_pruning.baselines.layer_drop import layer_drop
-from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS, retraining_free
+from nas_pruning.baselines.registry import BASELINES
+from nas_pruning.baselines.retraining_free import DEFAULT_BUDGETS
 from nas_pruning.experiments.standard_nas import standard_nas
 from nas_pruning.models import load_tokenizer
 from nas_pruning.pareto import hypervolume, hypervolume_over_time, joint_bounds, pareto_front, select_member
@@ -58,10 +57,14 @@ from notes import write_keeping_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-METHODS = (
-    "standard_nas", "head_pruning", "head_pruning+finetune", "layer_drop", "layer_drop+finetune", "retraining_free"
+#: Every registered pruning baseline under its report name (underscores), and "+finetune" for its
+#: re-fine-tuned variant where it has one: a method added to the registry joins the comparison.
+PRUNING_METHODS = tuple(
+    name.replace("-", "_") + variant
+    for name, baseline in BASELINES.items()
+    for variant in (("", "+finetune") if baseline.refinetune else ("",))
 )
-PRUNING_METHODS = METHODS[1:]
+METHODS = ("standard_nas", *PRUNING_METHODS)
 REFERENCE_POINT = 1.1
 OBJECTIVES = ("error", "params")
 
@@ -141,20 +144,17 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
         epochs=args.refinetune_epochs, learning_rate=args.refinetune_learning_rate, warmup_ratio=0.1, seed=seed,
         num_threads=args.threads,
     )
+    settings = {  # the benchmark's own settings of some methods; the others run with their defaults
+        "head_pruning": dict(heads_per_step=args.heads_per_step, num_examples=args.head_examples),
+        "retraining_free": dict(budgets=args.rfp_budgets, num_examples=args.rfp_examples),
+    }
     for method in pruning:
-        results_path = folder / results_file(method)
-        if method.startswith("head_pruning"):
-            head_pruning(
-                model, data, heads_per_step=args.heads_per_step, num_examples=args.head_examples,
-                finetune=refinetune if method.endswith("+finetune") else None, results_path=results_path,
-            )
-        elif method.startswith("layer_drop"):
-            layer_drop(model, data, finetune=refinetune if method.endswith("+finetune") else None,
-                       results_path=results_path)
-        else:
-            retraining_free(
-                model, data, budgets=args.rfp_budgets, num_examples=args.rfp_examples, results_path=results_path,
-            )
+        name, _, variant = method.partition("+")
+        baseline = BASELINES[name.replace("_", "-")]
+        options = dict(settings.get(name, {}))
+        if baseline.refinetune:
+            options["finetune"] = refinetune if variant else None
+        baseline.prune(model, data, results_path=folder / results_file(method), **options)
 
 
 def starting_model(args: argparse.Namespace, task: str, seed: int, folder: Path) -> Path:
