@@ -12,8 +12,9 @@ output_dir/
   pareto.csv                the non-dominated rows; provisional (validation only) while the
                             search runs, then with test_metric / test_error
   summary.json              hypervolume, reference point, bounds, settings
-  front.png, hypervolume.png
+  hypervolume.csv, front.png, hypervolume.png
 ```
+(the common report of `nas_pruning.experiments.report`)
 
 Objectives (`SearchSettings.objectives`): error and parameter ratio (default), error and
 latency, or all three. Latency is measured on the extracted sub-network in the chosen runtime
@@ -53,8 +54,17 @@ from tqdm.auto import tqdm
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import Yardsticks, evaluate
+from nas_pruning.experiments.report import (
+    FRONT_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    Report,
+    write_report,
+    write_results,
+    write_table,
+)
 from nas_pruning.experiments.runner import run_experiment
-from nas_pruning.files import absolute_path, atomic_write, stored_path, write_text_atomic
+from nas_pruning.files import absolute_path, stored_path, write_text_atomic
 from nas_pruning.models import SubNetwork, get_adapter, load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
@@ -65,15 +75,12 @@ from nas_pruning.pareto import (
     make_reference_point,
     pareto_front,
 )
-from nas_pruning.plots import plot_front, plot_hypervolume
 from nas_pruning.runtimes import RUNTIMES, LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
 from nas_pruning.supernet import INFO_FILE, load_supernet
 from nas_pruning.tasks import SPLITS, Task, TaskData, encode, get_task, load_task, make_loader
 
-SEARCH_SETTINGS_FILE = "summary.json"
-RESULTS_FILE = "results.csv"
-FRONT_FILE = "pareto.csv"
+SEARCH_SETTINGS_FILE = SUMMARY_FILE
 STARTED_FILE = "search.json"
 # Settings a resumed search may change: they do not change what an evaluation measures
 # (threads do when latency is measured: see `_resume`).
@@ -237,9 +244,8 @@ def run_search(
         }
 
     results, experiment = _tune(evaluator, space, settings, output_dir, previous)
-    _write_csv(results, output_dir / RESULTS_FILE)
+    write_results(output_dir, results)  # before the front is scored on test: kept if that fails
     front = _score_on_test(evaluator, pareto_front(results, objectives), test_batches, yardsticks, progress)
-    _write_csv(front, output_dir / FRONT_FILE)
     reference = make_reference_point(
         objectives, settings.hypervolume_reference, trivial_error=1.0 - yardsticks.trivial_validation, bounds=bounds
     )
@@ -261,16 +267,13 @@ def run_search(
         "yardsticks": asdict(yardsticks),
         "settings": {**asdict(settings), "search_space": space.name},
     }
-    write_text_atomic(output_dir / SEARCH_SETTINGS_FILE, json.dumps(summary, indent=2) + "\n")
     # Error over the second objective (parameter ratio, or latency when it is the only other one).
-    plot_front(
-        {settings.optimizer: front}, output_dir / "front.png", objectives[:2], all_points=results,
-        trivial_error=1.0 - yardsticks.trivial_validation,
-    )
-    curve = hypervolume_over_time(results, objectives=objectives, reference_point=reference, bounds=bounds)
-    plot_hypervolume(
-        {settings.optimizer: curve}, output_dir / "hypervolume.png", reference=settings.hypervolume_reference
-    )
+    write_report(output_dir, Report(
+        results, front, summary,
+        curve=hypervolume_over_time(results, objectives=objectives, reference_point=reference, bounds=bounds),
+        label=settings.optimizer, objectives=objectives, all_points=results,
+        trivial_error=1.0 - yardsticks.trivial_validation, hypervolume_reference=settings.hypervolume_reference,
+    ))
     return SearchOutcome(results, front, volume, output_dir, experiment, yardsticks)
 
 
@@ -533,19 +536,14 @@ class IncrementalResults(StoreResultsCallback):
         row[ST_TUNER_TIME] = row.get(ST_TUNER_TIME, 0.0) + self.time_offset
         self.rows.append(row)
         table = self.table()
-        _write_csv(table, self.output_dir / RESULTS_FILE)
+        write_results(self.output_dir, table)
         if set(self.objectives) <= set(table.columns):
-            _write_csv(pareto_front(table, self.objectives), self.output_dir / FRONT_FILE)
+            write_table(pareto_front(table, self.objectives), self.output_dir / FRONT_FILE)
 
     def table(self) -> pd.DataFrame:
         """The rows of the earlier runs and of this one."""
         frames = [frame for frame in (self.previous, pd.DataFrame(self.rows)) if len(frame)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    with atomic_write(path) as staging:
-        table.to_csv(staging, index=False)
 
 
 def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialBackend:
