@@ -10,10 +10,8 @@ standard NAS starts from the pre-trained model.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -36,11 +34,11 @@ from nas_pruning.cli.arguments import (
     ray_options,
 )
 from nas_pruning.experiments.standard_nas import standard_nas
-from nas_pruning.files import stored_path
 from nas_pruning.models import load_model, load_tokenizer
 from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.optimizers import OPTIMIZERS
-from nas_pruning.supernet import INFO_FILE, TrainingConfig, load_supernet
+from nas_pruning.supernet import INFO_FILE, DataSplit, TrainingConfig, load_supernet, read_info
+from nas_pruning.supernet.storage import DEFAULT_MAX_LENGTH
 from nas_pruning.tasks import get_task
 
 SUMMARY_COLUMNS = ["method", "params", "error", "test_error", "wall_time"]
@@ -138,12 +136,12 @@ class _Run:
         torch.set_num_threads(args.threads or os.cpu_count())
         self.args = args
         split = _split_of(args.model)
-        self.split_seed = split.get("split_seed", args.seed if args.seed is not None else 0)
+        self.split_seed = split.split_seed if split else (args.seed if args.seed is not None else 0)
         self.seed = args.seed if args.seed is not None else self.split_seed
-        self.data_dir = args.data_dir or split.get("data_dir")
+        self.data_dir = args.data_dir or (split.data_dir if split else None)
         config = load_config(args.model)  # a missing model folder is one clear line, before any work
         longest = max_sequence_length(config)
-        self.max_length = args.max_length or split.get("max_length", min(128, longest))
+        self.max_length = args.max_length or (split.max_length if split else min(DEFAULT_MAX_LENGTH, longest))
         self.output_dir = Path(args.output_dir or f"baselines/{args.task}-{args.baseline}-seed{self.seed}")
         self.results_path = self.output_dir / "results.csv"
         self.models_dir = self.output_dir / "models" if args.save_models else None
@@ -179,7 +177,7 @@ class _Run:
         info = Path(path, INFO_FILE)
         recorded = getattr(config, "finetuning_task", None)
         if info.is_file():
-            recorded = json.loads(info.read_text()).get("task")
+            recorded = read_info(path).task
         advice = f"pass a model fine-tuned on {task.name!r} (e.g. by `nas-pruning finetune --strategy standard`)"
         if recorded is not None and _task_name(recorded) != task.name:
             raise ValueError(f"{path} was fine-tuned on {recorded!r}, not on {task.name!r}: {advice}")
@@ -216,15 +214,11 @@ def _task_name(name: str) -> str:
         return name
 
 
-def _split_of(model: str | None) -> dict[str, Any]:
-    """The data settings a fine-tuned model folder recorded (supernet.json), if any."""
+def _split_of(model: str | None) -> DataSplit | None:
+    """The data split a fine-tuned model folder recorded (supernet.json), if any."""
     if model is None or not Path(model, INFO_FILE).is_file():
-        return {}
-    info = Path(model, INFO_FILE)
-    split = json.loads(info.read_text()).get("data", {})
-    if split.get("data_dir") is not None:
-        split["data_dir"] = stored_path(split["data_dir"], info)
-    return split
+        return None
+    return read_info(model).data
 
 
 def _run_head_pruning(args: argparse.Namespace) -> None:
