@@ -141,7 +141,7 @@ class _Run:
         self.data_dir = args.data_dir or (split.data_dir if split else None)
         config = load_config(args.model)  # a missing model folder is one clear line, before any work
         longest = max_sequence_length(config)
-        self.max_length = args.max_length or (split.max_length if split else min(DEFAULT_MAX_LENGTH, longest))
+        self.max_length = args.max_length or min(split.max_length if split else DEFAULT_MAX_LENGTH, longest)
         self.output_dir = Path(args.output_dir or f"baselines/{args.task}-{args.baseline}-seed{self.seed}")
         self.results_path = self.output_dir / "results.csv"
         self.models_dir = self.output_dir / "models" if args.save_models else None
