@@ -137,7 +137,7 @@ def run_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> No
     start = prepare_starting_model(args, task, seed, folder)
     model, info = load_supernet(start)
     data = load_baseline_data(
-        task, load_tokenizer(start), args.data_dir, seed=seed, split_seed=info["data"]["split_seed"],
+        task, load_tokenizer(start), args.data_dir, seed=seed, split_seed=info.data.split_seed,
         max_train_examples=args.max_train_examples, max_validation_examples=args.max_validation_examples,
     )
     refinetune = TrainingConfig(
@@ -177,7 +177,7 @@ def prepare_starting_model(args: argparse.Namespace, task: str, seed: int, folde
 def split_seed(args: argparse.Namespace, task: str, seed: int, folder: Path) -> int:
     """The train/validation split of this task and seed: the --finetuned model's (so every method is scored on
     the same validation examples), else the seed."""
-    return read_info(prepare_starting_model(args, task, seed, folder))["data"]["split_seed"] if args.finetuned else seed
+    return read_info(prepare_starting_model(args, task, seed, folder)).data.split_seed if args.finetuned else seed
 
 
 def results_file(method: str) -> str:

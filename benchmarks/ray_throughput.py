@@ -35,11 +35,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from syne_tune import StoppingCriterion, Tuner
-from syne_tune.experiments import load_experiment
+from syne_tune import StoppingCriterion
 
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
+from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.models import load_model, load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.search_spaces import get_search_space
@@ -62,25 +62,24 @@ def run_engine(
     name: str, backend, n_workers: int, config_space: dict, configs: list[dict], folder: Path
 ) -> tuple[pd.DataFrame, float]:
     """Results of evaluating `configs` on `backend`, and the Tuner's wall-clock seconds."""
-    os.environ["SYNETUNE_FOLDER"] = str(folder)
-    tuner = Tuner(
-        trial_backend=backend,
-        scheduler=make_scheduler("random", config_space, points_to_evaluate=configs, random_seed=0),
-        stop_criterion=StoppingCriterion(max_num_trials_finished=len(configs)),
-        n_workers=n_workers,
-        sleep_time=0.01,
-        results_update_interval=10.0,
-        print_update_interval=600.0,
-        max_failures=len(configs),
-        tuner_name=f"throughput-{name}",
-    )
     start = time.perf_counter()
     try:
-        tuner.run()
+        tuner = run_experiment(
+            backend,
+            make_scheduler("random", config_space, points_to_evaluate=configs, random_seed=0),
+            StoppingCriterion(max_num_trials_finished=len(configs)),
+            folder,
+            f"throughput-{name}",
+            n_workers,
+            max_failures=len(configs),
+            sleep_time=0.01,
+            results_update_interval=10.0,
+            print_update_interval=600.0,
+        )
     finally:
         backend.close()
     seconds = time.perf_counter() - start
-    return load_experiment(tuner.name, local_path=str(folder)).results, seconds
+    return read_results(tuner), seconds
 
 
 def errors_by_config(results: pd.DataFrame) -> pd.Series:

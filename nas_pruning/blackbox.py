@@ -134,7 +134,7 @@ def tabulate(
     searched = {f"search:{path}": search_configs(path) for path in include_searches}  # before the slow loading
     torch.set_num_threads(num_threads or os.cpu_count())
     model, info = load_supernet(supernet_dir)
-    space = get_search_space(info.get("search_space") or "small", model.config)  # as `nas-pruning search` picks it
+    space = get_search_space(info.searched_space, model.config)  # as `nas-pruning search` picks it
     setup = prepare_evaluation(
         supernet_dir, model, info, space, data_dir, max_validation_examples=max_validation_examples,
         subset_seed=subset_seed, latency=LatencyMeter(latency) if latency is not None else None, progress=progress,

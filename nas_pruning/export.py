@@ -37,9 +37,8 @@ import pandas as pd
 import torch
 
 from nas_pruning.evaluation import Yardsticks
-from nas_pruning.files import stored_path
 from nas_pruning.models import extract_subnetwork, load_tokenizer
-from nas_pruning.pareto import DEFAULT_BOUNDS, DEFAULT_OBJECTIVES, ERROR, knee_point, select_member
+from nas_pruning.pareto import ERROR, knee_point, select_member
 from nas_pruning.runtimes import (
     LatencySpec,
     OnnxClassifier,
@@ -48,11 +47,11 @@ from nas_pruning.runtimes import (
     import_onnxruntime,
     quantize_int8,
 )
+from nas_pruning.experiments.report import FRONT_FILE, SUMMARY_FILE
 from nas_pruning.experiments.weight_sharing import (
-    FRONT_FILE,
-    SEARCH_SETTINGS_FILE,
     STARTED_FILE,
     front_configs,
+    load_search_summary,
     load_supernet_data,
 )
 from nas_pruning.search_spaces import get_search_space
@@ -136,22 +135,17 @@ class _Search:
 
     def __init__(self, search_dir: str | os.PathLike) -> None:
         self.dir = Path(search_dir)
-        summary_file = self.dir / SEARCH_SETTINGS_FILE
-        if not summary_file.is_file():
-            raise FileNotFoundError(
-                f"{self.dir} is not a search folder: no {SEARCH_SETTINGS_FILE} (run `nas-pruning search`)"
-            )
-        self.summary = json.loads(summary_file.read_text())
-        self.supernet = stored_path(self.summary["supernet"], summary_file)
+        self.summary = load_search_summary(self.dir)
+        self.supernet = self.summary.supernet
         front_file = self.dir / FRONT_FILE
         self.front = pd.read_csv(front_file) if front_file.is_file() and front_file.stat().st_size > 1 else None
         if self.front is None or self.front.empty:
             raise ValueError(
                 f"the search in {self.dir} has no Pareto front (no evaluation succeeded): nothing to export"
             )
-        self.objectives = self.summary.get("objectives", list(DEFAULT_OBJECTIVES))
-        self.bounds = {**DEFAULT_BOUNDS, **{k: tuple(v) for k, v in self.summary.get("hypervolume_bounds", {}).items()}}
-        self.yardsticks = Yardsticks(**self.summary["yardsticks"]) if "yardsticks" in self.summary else None
+        self.objectives = self.summary.objectives
+        self.bounds = self.summary.hypervolume_bounds
+        self.yardsticks = self.summary.yardsticks
         self._test_batches: list[dict] | None = None
 
     def check_output(self, output_dir: Path, overwrite: bool) -> None:
@@ -161,7 +155,7 @@ class _Search:
         for folder, kind in ((self.dir, "search"), (Path(self.supernet), "super-network")):
             if target == folder.resolve() or folder.resolve() in target.parents:
                 raise ValueError(f"{output_dir} is in the {kind} folder {folder}: export into a folder of its own")
-        records = ((INFO_FILE, "super-network"), (SEARCH_SETTINGS_FILE, "search"), (STARTED_FILE, "search"))
+        records = ((INFO_FILE, "super-network"), (SUMMARY_FILE, "search"), (STARTED_FILE, "search"))
         for record, kind in records:
             if (output_dir / record).exists():
                 raise ValueError(f"{output_dir} is a {kind} folder (it has {record}): export into a folder of its own")
@@ -178,7 +172,7 @@ class _Search:
         if useful.empty:
             raise NothingLearned(
                 f"no member of the front in {self.dir} beats the trivial predictor on validation "
-                f"({self.summary['metric']} {self.yardsticks.trivial_validation:.4f}, the majority class or a "
+                f"({self.summary.metric} {self.yardsticks.trivial_validation:.4f}, the majority class or a "
                 f"constant): nothing worth exporting as the knee. Train longer or on more data; --index or "
                 f"--max-params still export a chosen member"
             )
@@ -188,12 +182,12 @@ class _Search:
     def load(self) -> None:
         """Load the super-network, its search space and tokenizer (after the cheap checks)."""
         self.model, self.info = load_supernet(self.supernet)
-        self.space = get_search_space(self.summary["settings"]["search_space"], self.model.config)
+        self.space = get_search_space(self.summary.settings.search_space or self.info.searched_space, self.model.config)
         self.tokenizer = load_tokenizer(self.supernet)
 
     def test_batches(self, settings: ExportSettings) -> list[dict]:
         if self._test_batches is None:
-            data = load_supernet_data(self.info, self.supernet, self.tokenizer, settings.data_dir, ("test",))
+            data = load_supernet_data(self.info, self.tokenizer, settings.data_dir, ("test",))
             self._test_batches = list(
                 make_loader(data.test, self.tokenizer, batch_size=settings.batch_size, by_length=True)
             )
@@ -236,7 +230,7 @@ class _Search:
             row[f"latency_onnxruntime_bs{spec.batch_size}"] = spec.of_onnx(onnx_path, small.config)
         if settings.quantize == "int8":
             int8_path = quantize_int8(onnx_path, folder / INT8_FILE)
-            task = get_task(self.info["task"])
+            task = get_task(self.info.task)
             row["test_metric_int8"] = task.metric(*OnnxClassifier(int8_path).predict(self.test_batches(settings)))
             for spec in settings.latency_specs("onnxruntime"):
                 row[f"latency_onnxruntime_int8_bs{spec.batch_size}"] = spec.of_onnx(int8_path, small.config)
@@ -244,7 +238,7 @@ class _Search:
 
     def _card(self, member: pd.Series, config: dict, row: dict, settings: ExportSettings, model_config) -> str:
         summary, info, marks = self.summary, self.info, self.yardsticks
-        metric = summary["metric"]
+        metric = summary.metric
         scores = f"validation {metric} {member['metric']:.4f}; test {metric} {member['test_metric']:.4f}"
         if "test_metric_int8" in row:
             scores += f"; test {metric} of the int8 ONNX model {row['test_metric_int8']:.4f}"
@@ -260,9 +254,9 @@ class _Search:
             if name.startswith("latency_")
         )
         card = (
-            f"# {info['base_model']} pruned for {summary['task']} by nas_pruning\n\n"
-            f"Sub-network of the {info['strategy']['name']} super-network `{self.supernet}`, found by "
-            f"{summary['settings']['optimizer']} over the {self.space.name} search space "
+            f"# {info.base_model} pruned for {summary.task} by nas_pruning\n\n"
+            f"Sub-network of the {info.strategy['name']} super-network `{self.supernet}`, found by "
+            f"{summary.settings.optimizer} over the {self.space.name} search space "
             f"(objectives: {', '.join(self.objectives)}).\n\n"
             f"parameter ratio {member['params']:.4f}; {scores}\n\n"
             f"{judged}"
@@ -282,7 +276,7 @@ class _Search:
                 'model = AutoModelForSequenceClassification.from_pretrained("FOLDER", trust_remote_code=True)\n```\n\n'
             )
         if settings.writes_onnx:
-            card += _onnx_snippet(self.info["task"], settings.quantize)
+            card += _onnx_snippet(self.info.task, settings.quantize)
         return card
 
 

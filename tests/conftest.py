@@ -100,16 +100,13 @@ def save_tiny_supernet(folder: Path, glue_path: Path, pooling: str = "cls") -> P
     """A 3-layer BERT super-network folder on RTE (real GLUE rows; MiniLM's vocabulary and tokenizer),
     as `finetune` writes it, with a [CLS] or mean-pooling head."""
     from nas_pruning.models import load_tokenizer
-    from nas_pruning.supernet import save_supernet
+    from nas_pruning.supernet import DataSplit, SupernetRecord, save_supernet
 
     model = tiny_model("bert", pooling=pooling, num_labels=2, vocab_size=30522, max_position_embeddings=128)
-    info = {
-        "task": "rte",
-        "base_model": "tiny-bert",
-        "strategy": {"name": "standard"},
-        "search_space": "small",
-        "data": {"data_dir": str(glue_path), "split_seed": 0, "val_fraction": 0.3, "max_length": 64},
-    }
+    info = SupernetRecord(
+        task="rte", base_model="tiny-bert", strategy={"name": "standard"}, search_space="small",
+        data=DataSplit(data_dir=str(glue_path), split_seed=0, val_fraction=0.3, max_length=64),
+    )
     return save_supernet(folder, model, info, load_tokenizer())
 
 
@@ -128,18 +125,17 @@ def tiny_stsb(tmp_path_factory):
     from nas_pruning.cli import main
     from nas_pruning.models import load_tokenizer
     from nas_pruning.experiments.weight_sharing import SearchSettings, run_search
-    from nas_pruning.supernet import save_supernet
+    from nas_pruning.supernet import DataSplit, SupernetRecord, save_supernet
 
     glue = glue_dir()
     if glue is None:
         pytest.skip("GLUE copy not found: set GLUE_DIR or place shared/data/glue beside the repo")
     root = tmp_path_factory.mktemp("blackbox")
     model = tiny_model("bert", num_labels=1, vocab_size=30522, max_position_embeddings=128)
-    info = {
-        "task": "stsb", "base_model": "tiny-bert", "strategy": {"name": "standard"}, "search_space": "small",
-        "data": {"data_dir": str(glue), "split_seed": 0, "val_fraction": 0.3, "max_length": 32,
-                 "max_train_examples": 200},
-    }
+    info = SupernetRecord(
+        task="stsb", base_model="tiny-bert", strategy={"name": "standard"}, search_space="small",
+        data=DataSplit(data_dir=str(glue), split_seed=0, val_fraction=0.3, max_length=32, max_train_examples=200),
+    )
     supernet = save_supernet(root / "supernet", model, info, load_tokenizer())
     settings = SearchSettings(
         optimizer="local_search", num_evaluations=20, seed=1, max_validation_examples=TINY_STSB_VALIDATION,

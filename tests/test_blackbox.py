@@ -80,7 +80,7 @@ def test_an_untabulated_config_gets_exact_params_and_a_surrogate_guess(tiny_stsb
 
 def test_tabulated_values_are_exactly_the_live_evaluators(tiny_stsb):
     model, info = load_supernet(tiny_stsb["supernet"])
-    space = get_search_space(info["search_space"], model.config)
+    space = get_search_space(info.search_space, model.config)
     setup = prepare_evaluation(
         tiny_stsb["supernet"], model, info, space, max_validation_examples=VALIDATION, subset_seed=1, progress=False
     )

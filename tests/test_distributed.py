@@ -89,9 +89,9 @@ def test_finetune_under_torchrun_matches_one_process(tmp_path, glue_path):
 
     two, two_info = load_supernet(tmp_path / "two")
     one, one_info = load_supernet(tmp_path / "one")
-    assert two_info["data_parallel_ranks"] == 2 and "data_parallel_ranks" not in one_info
-    assert [h["step"] for h in two_info["history"]] == [h["step"] for h in one_info["history"]] == [3, 6]
-    for two_epoch, one_epoch in zip(two_info["history"], one_info["history"]):
+    assert two_info.data_parallel_ranks == 2 and one_info.data_parallel_ranks is None
+    assert [h["step"] for h in two_info.history] == [h["step"] for h in one_info.history] == [3, 6]
+    for two_epoch, one_epoch in zip(two_info.history, one_info.history):
         assert two_epoch["train_loss"] == pytest.approx(one_epoch["train_loss"], rel=1e-5)
         assert two_epoch["val_error"] == pytest.approx(one_epoch["val_error"], abs=1e-9)
     for (name, a), b in zip(two.state_dict().items(), one.state_dict().values()):

@@ -165,7 +165,7 @@ def test_pooling_detection_reads_the_sentence_transformers_files(tmp_path):
 
 def test_load_model_keeps_the_pooling_through_save_and_load(tmp_path, tiny_batch):
     from nas_pruning.models import load_model
-    from nas_pruning.supernet import load_supernet, save_supernet
+    from nas_pruning.supernet import SupernetRecord, load_supernet, save_supernet
 
     folder = tmp_path / "sentence"
     tiny_model("bert").save_pretrained(folder)
@@ -175,7 +175,7 @@ def test_load_model_keeps_the_pooling_through_save_and_load(tmp_path, tiny_batch
     model = load_model(str(folder), num_labels=2).eval()
     assert model.config.classifier_pooling == "mean" and model.bert.pooler is None
     assert load_model(str(folder), num_labels=2, pooling="cls").bert.pooler is not None
-    save_supernet(tmp_path / "sn", model, {"task": "rte"})
+    save_supernet(tmp_path / "sn", model, SupernetRecord(task="rte"))
     loaded, _ = load_supernet(tmp_path / "sn")
     assert loaded.config.classifier_pooling == "mean" and loaded.bert.pooler is None
     torch.testing.assert_close(logits(loaded, tiny_batch), logits(model, tiny_batch))

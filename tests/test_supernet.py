@@ -18,6 +18,7 @@ from nas_pruning.supernet import (
     DistillationLoss,
     Pass,
     Strategy,
+    SupernetRecord,
     TrainingConfig,
     finetune,
     get_strategy,
@@ -350,7 +351,7 @@ def test_checkpoint_of_another_setup_is_refused(tmp_path):
 
 def test_saved_supernet_loads_back_with_same_logits(family, tmp_path, tiny_batch):
     model = tiny_model(family)
-    info = {"strategy": {"name": "full", "num_random": 2}, "history": [{"epoch": 1, "val_error": 0.5}]}
+    info = SupernetRecord(strategy={"name": "full", "num_random": 2}, history=[{"epoch": 1, "val_error": 0.5}])
     save_supernet(tmp_path, model, info)
     loaded, loaded_info = load_supernet(tmp_path)
     assert loaded_info == info
@@ -379,11 +380,11 @@ def test_finetune_writes_a_loadable_supernet(tmp_path, glue_path):
         num_threads=1, progress=False, temperature=2.0, validate_subnetworks=False,
     )
     model, info = load_supernet(folder)
-    assert info["task"] == "rte" and info["strategy"] == {"name": "full", "num_random": 2}
-    assert info["search_space"] == "small" and info["training"]["temperature"] == 2.0
-    assert not info["training"]["validate_subnetworks"] and "val_smallest_error" not in info["history"][0]
-    assert info["data"]["split_seed"] == 0 and info["data"]["max_length"] == 32
-    assert [entry["epoch"] for entry in info["history"]] == [1, 2]
+    assert info.task == "rte" and info.strategy == {"name": "full", "num_random": 2}
+    assert info.search_space == "small" and info.training.temperature == 2.0
+    assert not info.training.validate_subnetworks and "val_smallest_error" not in info.history[0]
+    assert info.data.split_seed == 0 and info.data.max_length == 32
+    assert [entry["epoch"] for entry in info.history] == [1, 2]
     assert model.config.num_labels == 2
     assert load_tokenizer(str(folder))("a test").input_ids == load_tokenizer()("a test").input_ids
 
@@ -397,9 +398,9 @@ def test_finetune_command_passes_its_training_options(tmp_path, glue_path):
             "--temperature", "3", "--distill-task-weight", "0.5", "--num-random", "3"]
     assert main(argv) == 0
     _, info = load_supernet(tmp_path / "out")
-    assert info["strategy"] == {"name": "kd", "num_random": 3}
-    training = info["training"]
-    assert (training["warmup_ratio"], training["temperature"], training["distill_task_weight"]) == (0.25, 3.0, 0.5)
+    assert info.strategy == {"name": "kd", "num_random": 3}
+    training = info.training
+    assert (training.warmup_ratio, training.temperature, training.distill_task_weight) == (0.25, 3.0, 0.5)
 
 
 def test_reordering_by_importance_keeps_what_the_model_computes(tmp_path, glue_path, tiny_batch):
@@ -408,7 +409,7 @@ def test_reordering_by_importance_keeps_what_the_model_computes(tmp_path, glue_p
                   learning_rate=1e-3, max_train_examples=16, max_length=32, num_threads=1, progress=False)
     plain, _ = load_supernet(finetune("rte", output_dir=tmp_path / "plain", **common))
     ordered, info = load_supernet(finetune("rte", output_dir=tmp_path / "ordered", importance_examples=8, **common))
-    assert info["importance_examples"] == 8
+    assert info.importance_examples == 8
     # Training is the same; the permutation changes the weights but not what the model computes.
     query = [m.layer[0].attention.self.query.weight for m in (plain.bert.encoder, ordered.bert.encoder)]
     assert not torch.equal(*query)

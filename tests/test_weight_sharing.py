@@ -5,7 +5,7 @@ from conftest import random_batches, tiny_model
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.experiments import load_experiment
 
-from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend, ask_tell_search
+from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import SharedEmbeddings, evaluate, predict
 from nas_pruning.models import extract_subnetwork
 from nas_pruning.optimizers import OPTIMIZERS, make_scheduler
@@ -94,15 +94,6 @@ def test_failing_evaluation_does_not_stop_the_experiment(evaluator, tmp_path, mo
     assert failed and "simulated evaluation failure" in "".join(backend.stderr(failed[0]))
     assert len(results) + len(failed) >= 6 and len(results) >= 3  # the experiment went on
     assert (results["config_num_heads"] != 1).all()
-
-
-def test_ask_tell_without_tuner(evaluator):
-    space = evaluator.search_space
-    scheduler = make_scheduler("local_search", space.config_space, points_to_evaluate=space.initial_design())
-    table = ask_tell_search(scheduler, evaluator, num_evaluations=8, progress=False)
-    assert len(table) == 8
-    assert table.loc[0, "params"] == 1.0
-    assert np.all(np.diff(table["elapsed"]) >= 0)
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])

@@ -5,8 +5,8 @@ sub-network with the super-network's shared weights (no retraining) on resident
 validation batches. `WeightSharingBackend` is a Syne Tune `TrialBackend` that runs
 the evaluator for each trial the Tuner starts, on a pool of threads that each own
 a replica of the super-network (`select_subnetwork` patches modules, so two
-concurrent evaluations must never share one model). `ask_tell_search` drives any
-Syne Tune scheduler without a Tuner, for notebooks.
+concurrent evaluations must never share one model). Searches run it through
+`nas_pruning.experiments.weight_sharing` (`run_search`, what `nas-pruning search` and the benchmarks call).
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
 from syne_tune.backend.trial_backend import TrialBackend
-from syne_tune.backend.trial_status import Status, Trial, TrialResult
+from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_WORKER_ITER, ST_WORKER_TIME, ST_WORKER_TIMESTAMP
-from syne_tune.optimizer.scheduler import TrialScheduler
 from torch import nn
-from tqdm.auto import tqdm
 
 from nas_pruning.evaluation import SharedEmbeddings, evaluate
 from nas_pruning.models import count_parameters
@@ -211,35 +208,3 @@ class WeightSharingBackend(StatelessEvaluations, TrialBackend):
             state.pop(key)
         return state
 
-
-def ask_tell_search(
-    scheduler: TrialScheduler,
-    evaluator: SubnetworkEvaluator,
-    num_evaluations: int,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Run a search without a Tuner: ask the scheduler, evaluate, tell it the result.
-
-    Returns one row per evaluation with the config (`config_*` columns), the
-    objectives and `elapsed` (seconds since the search started). Failed
-    evaluations are reported to the scheduler as errors and kept with their message.
-    """
-    rows, start = [], time.perf_counter()
-    for trial_id in tqdm(range(num_evaluations), desc="search", disable=not progress):
-        suggestion = scheduler.suggest()
-        if suggestion is None:
-            break
-        trial = Trial(trial_id=trial_id, config=suggestion.config, creation_time=datetime.now())
-        scheduler.on_trial_add(trial)
-        row = {"trial_id": trial_id, **{f"config_{k}": v for k, v in suggestion.config.items()}}
-        try:
-            result = evaluator(suggestion.config)
-        except Exception as error:  # a failing evaluation is reported, not fatal
-            scheduler.on_trial_error(trial)
-            row["error_message"] = f"{type(error).__name__}: {error}"
-        else:
-            scheduler.on_trial_complete(trial, {**result, "epoch": 1})
-            row.update(result)
-        row["elapsed"] = time.perf_counter() - start
-        rows.append(row)
-    return pd.DataFrame(rows)

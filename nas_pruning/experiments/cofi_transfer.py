@@ -15,7 +15,6 @@ or, for one trial by hand,
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import ContextManager, Sequence
@@ -30,10 +29,10 @@ from nas_pruning.cofi import trial as cofi_trial
 from nas_pruning.cofi.config import DEFAULT_AUXILIARY, SEARCHED_SETTINGS, CoFiConfig
 from nas_pruning.cofi.pipeline import MODEL_FOLDER, prepare_teacher
 from nas_pruning.cofi.transfer import COUPLINGS, STAGES, TRANSFERS, check_choice
+from nas_pruning.experiments.report import Report, write_report
 from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front
-from nas_pruning.plots import plot_front
 
 METRICS = ("error", "params")
 
@@ -147,7 +146,8 @@ def run_cofi_search(
     non-dominated trials, with the folders of their models), ``hypervolume.csv``
     (over wall-clock time), ``summary.json`` (final hypervolume; error and params
     are ratios, taken as they are, with reference point (1, 1), see
-    :mod:`nas_pruning.pareto`) and ``pareto_front.png``. Syne Tune's record,
+    :mod:`nas_pruning.pareto`), ``pareto_front.png`` and ``hypervolume.png`` (the common
+    report, :mod:`nas_pruning.experiments.report`). Syne Tune's record,
     with one folder per trial (logs, and the model of each finished trial), is
     in ``syne-tune/``. Returns the tables by name.
     """
@@ -176,17 +176,16 @@ def run_cofi_search(
 
 
 def summarise(results: pd.DataFrame, output_dir: Path, trials_dir: Path) -> dict[str, pd.DataFrame]:
-    """Write and return the tables and the front plot of a finished search whose trial
+    """Write and return the tables and the plots of a finished search whose trial
     folders are in `trials_dir`."""
-    results.to_csv(output_dir / "results.csv", index=False)
     front = pareto_front(results, METRICS)
     front["model_dir"] = [_model_dir(trials_dir, trial) for trial in front["trial_id"]]
-    front.to_csv(output_dir / "pareto.csv", index=False)
     curve = hypervolume_over_time(results, objectives=METRICS)
-    curve.to_csv(output_dir / "hypervolume.csv", index=False)
     summary = {"trials": int(results["trial_id"].nunique()), "hypervolume": hypervolume(results, METRICS)}
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_front({"CoFi transfer": front}, output_dir / "pareto_front.png", METRICS, all_points=final_results(results))
+    write_report(output_dir, Report(
+        results, front, summary, curve, label="CoFi transfer", objectives=METRICS,
+        all_points=final_results(results), front_plot="pareto_front.png",
+    ))
     return {"results": results, "pareto": front, "hypervolume": curve}
 
 

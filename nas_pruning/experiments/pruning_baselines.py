@@ -24,10 +24,10 @@ from transformers import PretrainedConfig
 
 from nas_pruning.baselines.data import BaselineData, load_baseline_data
 from nas_pruning.baselines.registry import get_baseline
-from nas_pruning.files import stored_path
 from nas_pruning.models import load_model, load_tokenizer
 from nas_pruning.models.loading import load_config, max_sequence_length
-from nas_pruning.supernet import INFO_FILE, load_supernet, read_info
+from nas_pruning.supernet import INFO_FILE, DataSplit, load_supernet, read_info
+from nas_pruning.supernet.storage import DEFAULT_MAX_LENGTH
 from nas_pruning.tasks import get_task
 from nas_pruning.training import TrainingConfig
 
@@ -134,11 +134,11 @@ def resolve_run(settings: BaselineSettings, method: str, finetuned: bool = True)
     """
     torch.set_num_threads(settings.threads or os.cpu_count())
     split = _recorded_split(settings.model)
-    split_seed = split.get("split_seed", settings.seed if settings.seed is not None else 0)
+    split_seed = split.split_seed if split else (settings.seed if settings.seed is not None else 0)
     seed = settings.seed if settings.seed is not None else split_seed
     config = load_config(settings.model)  # a missing model folder is one clear line, before any work
     longest = max_sequence_length(config)
-    max_length = settings.max_length or split.get("max_length", min(128, longest))
+    max_length = settings.max_length or min(split.max_length if split else DEFAULT_MAX_LENGTH, longest)
     output_dir = Path(settings.output_dir or f"baselines/{settings.task}-{method}-seed{seed}")
     if max_length > longest:
         raise ValueError(
@@ -146,7 +146,8 @@ def resolve_run(settings: BaselineSettings, method: str, finetuned: bool = True)
         )
     if finetuned:
         check_finetuned_model(settings.model, config, settings.task)
-    return BaselineRun(settings, seed, split_seed, settings.data_dir or split.get("data_dir"), max_length, output_dir)
+    data_dir = settings.data_dir or (split.data_dir if split else None)
+    return BaselineRun(settings, seed, split_seed, data_dir, max_length, output_dir)
 
 
 def run_pruning_baseline(name: str, run: BaselineRun, options: Mapping[str, Any]) -> pd.DataFrame:
@@ -175,7 +176,7 @@ def check_finetuned_model(path: str, config: PretrainedConfig, task_name: str) -
     task = get_task(task_name)
     recorded = getattr(config, "finetuning_task", None)
     if Path(path, INFO_FILE).is_file():
-        recorded = read_info(path).get("task")
+        recorded = read_info(path).task
     advice = f"pass a model fine-tuned on {task.name!r} (e.g. by `nas-pruning finetune --strategy standard`)"
     if recorded is not None and _task_name(recorded) != task.name:
         raise ValueError(f"{path} was fine-tuned on {recorded!r}, not on {task.name!r}: {advice}")
@@ -198,11 +199,8 @@ def _task_name(name: str) -> str:
         return name
 
 
-def _recorded_split(model: str | None) -> dict[str, Any]:
-    """The data settings a fine-tuned model folder recorded (supernet.json), if any."""
+def _recorded_split(model: str | None) -> DataSplit | None:
+    """The data split a fine-tuned model folder recorded (supernet.json), if any."""
     if model is None or not Path(model, INFO_FILE).is_file():
-        return {}
-    split = read_info(model).get("data", {})
-    if split.get("data_dir") is not None:
-        split["data_dir"] = stored_path(split["data_dir"], Path(model, INFO_FILE))
-    return split
+        return None
+    return read_info(model).data

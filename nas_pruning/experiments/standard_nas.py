@@ -24,6 +24,7 @@ from transformers import AutoConfig
 from nas_pruning.backends.trial_engine import RayTrials, check_command_line, script_backend
 from nas_pruning.baselines import standard_nas as trial
 from nas_pruning.baselines.results import RESULT_COLUMNS
+from nas_pruning.experiments.report import write_results
 from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.models.loading import resolve_model_path
 from nas_pruning.optimizers import make_scheduler
@@ -123,8 +124,7 @@ def standard_nas(
     _log_failures(tuner)
     results = _common_table(tuner)
     if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        results.to_csv(Path(output_dir) / "results.csv", index=False)
+        write_results(Path(output_dir), results)
     return results
 
 

@@ -12,8 +12,9 @@ output_dir/
   pareto.csv                the non-dominated rows; provisional (validation only) while the
                             search runs, then with test_metric / test_error
   summary.json              hypervolume, reference point, bounds, settings
-  front.png, hypervolume.png
+  hypervolume.csv, front.png, hypervolume.png
 ```
+(the common report of `nas_pruning.experiments.report`)
 
 Objectives (`SearchSettings.objectives`): error and parameter ratio (default), error and
 latency, or all three. Latency is measured on the extracted sub-network in the chosen runtime
@@ -35,7 +36,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,17 @@ from tqdm.auto import tqdm
 from nas_pruning.backends.ray_backend import RayWeightSharingBackend, import_ray
 from nas_pruning.backends.weight_sharing import SubnetworkEvaluator, WeightSharingBackend
 from nas_pruning.evaluation import Yardsticks, evaluate
+from nas_pruning.experiments.report import (
+    FRONT_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    Report,
+    write_report,
+    write_results,
+    write_table,
+)
 from nas_pruning.experiments.runner import run_experiment
-from nas_pruning.files import absolute_path, atomic_write, stored_path, write_text_atomic
+from nas_pruning.files import absolute_path, stored_path, write_text_atomic
 from nas_pruning.models import SubNetwork, get_adapter, load_tokenizer
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import (
@@ -65,15 +75,15 @@ from nas_pruning.pareto import (
     make_reference_point,
     pareto_front,
 )
-from nas_pruning.plots import plot_front, plot_hypervolume
 from nas_pruning.runtimes import RUNTIMES, LatencyMeter, LatencySpec
 from nas_pruning.search_spaces import SearchSpace, get_search_space
-from nas_pruning.supernet import INFO_FILE, load_supernet
+from nas_pruning.supernet import SupernetRecord, load_supernet
+from nas_pruning.supernet.storage import record_fields, versioned_json
 from nas_pruning.tasks import SPLITS, Task, TaskData, encode, get_task, load_task, make_loader
 
-SEARCH_SETTINGS_FILE = "summary.json"
-RESULTS_FILE = "results.csv"
-FRONT_FILE = "pareto.csv"
+#: Version of the summary.json a search writes (its "version" field); a summary without one was
+#: written before summaries were versioned and loads the same way.
+SUMMARY_VERSION = 1
 STARTED_FILE = "search.json"
 # Settings a resumed search may change: they do not change what an evaluation measures
 # (threads do when latency is measured: see `_resume`).
@@ -201,6 +211,66 @@ class SearchOutcome:
     yardsticks: Yardsticks
 
 
+@dataclass
+class SearchSummary:
+    """summary.json of a finished search, as `load_search_summary` reads it back; what an older
+    summary leaves out takes the defaults below.
+
+    supernet: the searched super-network's folder. task, metric: its task and the task's metric.
+    experiment: name of the (last) Syne Tune experiment. evaluations: evaluations that succeeded.
+    front_size: members of the front. hypervolume: of the front (validation objectives).
+    hypervolume_objectives, hypervolume_bounds, hypervolume_reference, hypervolume_reference_point:
+        how the hypervolume was computed (see nas_pruning.pareto).
+    objectives: the minimised objectives. latency: how latency was measured (a LatencySpec's
+        fields, `full_model_latency`, `bounds`); None: not measured.
+    yardsticks: the trivial predictor and the unpruned model; None: not recorded.
+    settings: the search's settings, `search_space` the one searched.
+    """
+
+    supernet: str
+    task: str | None = None
+    metric: str | None = None
+    experiment: str | None = None
+    evaluations: int = 0
+    front_size: int = 0
+    hypervolume: float | None = None
+    hypervolume_objectives: list[str] = field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
+    hypervolume_bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
+    hypervolume_reference: str | None = None
+    hypervolume_reference_point: list[float] | None = None
+    objectives: list[str] = field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
+    latency: dict[str, Any] | None = None
+    yardsticks: Yardsticks | None = None
+    settings: SearchSettings = field(default_factory=SearchSettings)
+
+    def to_json(self) -> str:
+        return versioned_json(self, SUMMARY_VERSION)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str | os.PathLike) -> "SearchSummary":
+        """The summary in the JSON object `data` read from the file `source`."""
+        values = record_fields(cls, data, SUMMARY_VERSION, source)
+        if "supernet" not in values:
+            raise ValueError(f"{source} names no super-network (no 'supernet'): it is not a search's summary")
+        values["supernet"] = stored_path(values["supernet"], source)
+        values["hypervolume_bounds"] = {
+            **DEFAULT_BOUNDS, **{k: tuple(v) for k, v in (values.get("hypervolume_bounds") or {}).items()}
+        }
+        if values.get("yardsticks") is not None:
+            values["yardsticks"] = Yardsticks(**values["yardsticks"])
+        settings = record_fields(SearchSettings, values.get("settings") or {}, SUMMARY_VERSION, source)
+        values["settings"] = SearchSettings(**settings)
+        return cls(**values)
+
+
+def load_search_summary(search_dir: str | os.PathLike) -> SearchSummary:
+    """The summary.json of the finished search in folder `search_dir`."""
+    summary_file = Path(search_dir) / SUMMARY_FILE
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{search_dir} is not a search folder: no {SUMMARY_FILE} (run `nas-pruning search`)")
+    return SearchSummary.from_json(json.loads(summary_file.read_text()), summary_file)
+
+
 def run_search(
     supernet_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -215,7 +285,7 @@ def run_search(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model, info = load_supernet(supernet_dir)
-    space = get_search_space(settings.search_space or info.get("search_space") or "small", model.config)
+    space = get_search_space(settings.search_space or info.searched_space, model.config)
     previous = _resume(output_dir, supernet_dir, settings, space)
     spec = settings.latency_spec()
     meter = LatencyMeter(spec) if spec is not None else None
@@ -224,7 +294,7 @@ def run_search(
         settings.seed, meter, progress,
     )
     evaluator, task, yardsticks, test_batches = setup.evaluator, setup.task, setup.yardsticks, setup.test_batches
-    objectives, bounds, latency_record = settings.objectives, dict(DEFAULT_BOUNDS), {}
+    objectives, bounds, latency_record = settings.objectives, dict(DEFAULT_BOUNDS), None
     if meter is not None:
         for config, latency in zip(front_configs(previous), previous.get(LATENCY, [])):
             if pd.notna(latency):  # measured by an earlier run of this search: not timed again
@@ -232,45 +302,39 @@ def run_search(
         # The full model's latency, measured like every candidate's, is the upper bound of latency.
         full_latency = meter(model, SubNetwork.full(get_adapter(model).dims(model.config)))
         bounds[LATENCY] = (0.0, full_latency)
-        latency_record = {
-            LATENCY: {**spec.as_dict(), "full_model_latency": full_latency, "bounds": [0.0, full_latency]}
-        }
+        latency_record = {**spec.as_dict(), "full_model_latency": full_latency, "bounds": [0.0, full_latency]}
 
     results, experiment = _tune(evaluator, space, settings, output_dir, previous)
-    _write_csv(results, output_dir / RESULTS_FILE)
+    write_results(output_dir, results)  # before the front is scored on test: kept if that fails
     front = _score_on_test(evaluator, pareto_front(results, objectives), test_batches, yardsticks, progress)
-    _write_csv(front, output_dir / FRONT_FILE)
     reference = make_reference_point(
         objectives, settings.hypervolume_reference, trivial_error=1.0 - yardsticks.trivial_validation, bounds=bounds
     )
     volume = hypervolume(front, objectives, reference_point=reference, bounds=bounds)
-    summary = {
-        "supernet": absolute_path(supernet_dir),
-        "task": task.name,
-        "metric": task.metric_name,
-        "experiment": experiment,
-        "evaluations": int(results["error"].notna().sum()),
-        "front_size": len(front),
-        "hypervolume": volume,
-        "hypervolume_objectives": list(objectives),
-        "hypervolume_bounds": bounds,
-        "hypervolume_reference": settings.hypervolume_reference,
-        "hypervolume_reference_point": reference,
-        "objectives": list(objectives),
-        **latency_record,
-        "yardsticks": asdict(yardsticks),
-        "settings": {**asdict(settings), "search_space": space.name},
-    }
-    write_text_atomic(output_dir / SEARCH_SETTINGS_FILE, json.dumps(summary, indent=2) + "\n")
+    summary = SearchSummary(
+        supernet=absolute_path(supernet_dir),
+        task=task.name,
+        metric=task.metric_name,
+        experiment=experiment,
+        evaluations=int(results["error"].notna().sum()),
+        front_size=len(front),
+        hypervolume=volume,
+        hypervolume_objectives=list(objectives),
+        hypervolume_bounds=bounds,
+        hypervolume_reference=settings.hypervolume_reference,
+        hypervolume_reference_point=reference,
+        objectives=list(objectives),
+        latency=latency_record,
+        yardsticks=yardsticks,
+        settings=dataclasses.replace(settings, search_space=space.name),
+    )
     # Error over the second objective (parameter ratio, or latency when it is the only other one).
-    plot_front(
-        {settings.optimizer: front}, output_dir / "front.png", objectives[:2], all_points=results,
-        trivial_error=1.0 - yardsticks.trivial_validation,
-    )
-    curve = hypervolume_over_time(results, objectives=objectives, reference_point=reference, bounds=bounds)
-    plot_hypervolume(
-        {settings.optimizer: curve}, output_dir / "hypervolume.png", reference=settings.hypervolume_reference
-    )
+    write_report(output_dir, Report(
+        results, front, summary,
+        curve=hypervolume_over_time(results, objectives=objectives, reference_point=reference, bounds=bounds),
+        label=settings.optimizer, objectives=objectives, all_points=results,
+        trivial_error=1.0 - yardsticks.trivial_validation, hypervolume_reference=settings.hypervolume_reference,
+    ))
     return SearchOutcome(results, front, volume, output_dir, experiment, yardsticks)
 
 
@@ -314,8 +378,7 @@ def _resume(output_dir: Path, supernet_dir, settings: SearchSettings, space: Sea
 
 
 def load_supernet_data(
-    info: dict,
-    supernet_dir: str | os.PathLike,
+    info: SupernetRecord,
     tokenizer,
     data_dir: str | os.PathLike | None = None,
     splits: tuple[str, ...] = SPLITS,
@@ -324,25 +387,25 @@ def load_supernet_data(
 ) -> TaskData:
     """The splits of a super-network's task, split and subsampled as when it was trained.
 
-    info: the super-network's record (`load_supernet`) in `supernet_dir`; data_dir: GLUE folder,
-    default the one it was trained on; max_validation_examples: a random validation subset of this
-    size (drawn with `seed`). Validation and test are encoded; train, when asked for, is left as
-    text: only its labels are used (they decide the trivial prediction).
+    info: the super-network's record (`load_supernet`); data_dir: GLUE folder, default the one it
+    was trained on; max_validation_examples: a random validation subset of this size (drawn with
+    `seed`). Validation and test are encoded; train, when asked for, is left as text: only its
+    labels are used (they decide the trivial prediction).
     """
-    split = info.get("data", {})
+    split = info.data
     data = load_task(
-        info["task"],
-        data_dir if data_dir is not None else _recorded_data_dir(split, supernet_dir),
-        seed=split.get("split_seed", 0),
-        val_fraction=split.get("val_fraction", 0.3),
-        max_train_examples=split.get("max_train_examples"),
+        info.task,
+        data_dir if data_dir is not None else split.data_dir,
+        seed=split.split_seed,
+        val_fraction=split.val_fraction,
+        max_train_examples=split.max_train_examples,
         splits=splits,
     )
     validation = data.validation
     if validation is not None and max_validation_examples is not None and max_validation_examples < len(validation):
         subset = validation.shuffle(seed=seed).select(range(max_validation_examples))
         data = dataclasses.replace(data, validation=subset)
-    encoded = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.get("max_length", 128))
+    encoded = encode(dataclasses.replace(data, train=None), tokenizer, max_length=split.max_length)
     return dataclasses.replace(encoded, train=data.train)
 
 
@@ -365,7 +428,7 @@ class EvaluationSetup:
 def prepare_evaluation(
     supernet_dir: str | os.PathLike,
     model: torch.nn.Module,
-    info: dict,
+    info: SupernetRecord,
     space: SearchSpace,
     data_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
@@ -384,9 +447,9 @@ def prepare_evaluation(
     latency: the evaluator also reports each sub-network's `latency`, measured by this meter.
     progress: show a progress bar while the unpruned model is scored on test.
     """
-    task = get_task(info["task"])
+    task = get_task(info.task)
     tokenizer = load_tokenizer(supernet_dir)
-    data = load_supernet_data(info, supernet_dir, tokenizer, data_dir, SPLITS, max_validation_examples, subset_seed)
+    data = load_supernet_data(info, tokenizer, data_dir, SPLITS, max_validation_examples, subset_seed)
     val_batches = list(make_loader(data.validation, tokenizer, batch_size=batch_size, by_length=True))
     test_batches = list(make_loader(data.test, tokenizer, batch_size=batch_size, by_length=True))
     evaluator = SubnetworkEvaluator(model, space, val_batches, task, latency=latency)
@@ -533,19 +596,14 @@ class IncrementalResults(StoreResultsCallback):
         row[ST_TUNER_TIME] = row.get(ST_TUNER_TIME, 0.0) + self.time_offset
         self.rows.append(row)
         table = self.table()
-        _write_csv(table, self.output_dir / RESULTS_FILE)
+        write_results(self.output_dir, table)
         if set(self.objectives) <= set(table.columns):
-            _write_csv(pareto_front(table, self.objectives), self.output_dir / FRONT_FILE)
+            write_table(pareto_front(table, self.objectives), self.output_dir / FRONT_FILE)
 
     def table(self) -> pd.DataFrame:
         """The rows of the earlier runs and of this one."""
         frames = [frame for frame in (self.previous, pd.DataFrame(self.rows)) if len(frame)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    with atomic_write(path) as staging:
-        table.to_csv(staging, index=False)
 
 
 def _backend(evaluator: SubnetworkEvaluator, settings: SearchSettings) -> TrialBackend:
@@ -613,10 +671,3 @@ def _plain(value):
     """A Python scalar; integral floats (pandas turns int columns with gaps into floats) become ints."""
     value = value.item() if hasattr(value, "item") else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _recorded_data_dir(split: dict, supernet_dir) -> str | None:
-    """The GLUE folder the super-network was trained with (older records store it as typed)."""
-    recorded = split.get("data_dir")
-    return None if recorded is None else stored_path(recorded, Path(supernet_dir) / INFO_FILE)
-

@@ -5,13 +5,25 @@ weight-sharing strategies live in :mod:`nas_pruning.training` and are re-exporte
 ```python
 from nas_pruning.supernet import finetune, load_supernet
 folder = finetune("rte", strategy="full", search_space="small", output_dir="runs/rte")
-model, info = load_supernet(folder)
+model, info = load_supernet(folder)  # info: a SupernetRecord (supernet.json)
 ```
 """
 
 from nas_pruning import training
 from nas_pruning.supernet.pipeline import finetune
-from nas_pruning.supernet.storage import INFO_FILE, load_supernet, read_info, save_supernet, training_seconds
+from nas_pruning.supernet.storage import (
+    DEFAULT_SEARCH_SPACE,
+    INFO_FILE,
+    DataSplit,
+    SupernetRecord,
+    load_supernet,
+    read_info,
+    save_supernet,
+    training_seconds,
+)
 from nas_pruning.training import *  # noqa: F403 (the training loop, re-exported as the super-network API)
 
-__all__ = [*training.__all__, "INFO_FILE", "finetune", "load_supernet", "read_info", "save_supernet", "training_seconds"]
+__all__ = [
+    *training.__all__, "DEFAULT_SEARCH_SPACE", "INFO_FILE", "DataSplit", "SupernetRecord", "finetune", "load_supernet",
+    "read_info", "save_supernet", "training_seconds",
+]

@@ -15,14 +15,18 @@ from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
 from nas_pruning.models.importance import importance_scores, reorder_by_importance
 from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet.storage import save_supernet
+from nas_pruning.supernet.storage import (
+    DEFAULT_MAX_LENGTH,
+    VAL_FRACTION,
+    DataSplit,
+    SupernetRecord,
+    save_supernet,
+)
 from nas_pruning.tasks import encode, load_task, make_loader
 from nas_pruning.training.config import TrainingConfig
 from nas_pruning.training.distributed import data_parallel_from_environment
 from nas_pruning.training.strategies import Strategy, as_strategy
 from nas_pruning.training.trainer import has_checkpoint, train_supernet
-
-VAL_FRACTION = 0.3
 
 
 def finetune(
@@ -38,7 +42,7 @@ def finetune(
     learning_rate: float = 2e-5,
     seed: int = 0,
     max_train_examples: int | None = None,
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
     importance_examples: int = 0,
     num_threads: int | None = None,
     progress: bool = True,
@@ -141,26 +145,20 @@ def finetune(
         )
         if importance_examples > 0 and not reorder_first:
             _reorder_by_importance(net, data.train, tokenizer, importance_examples, batch_size, seed)
-        info = {
-            "task": data.task.name,
-            "base_model": absolute_path(model) or DEFAULT_MODEL_NAME,
-            "strategy": strategy.describe(),
-            "search_space": search_space,
-            "pooling": net.config.classifier_pooling,
-            "training": dataclasses.asdict(config),
-            "data": {
-                "data_dir": absolute_path(data_dir),
-                "split_seed": seed,
-                "val_fraction": VAL_FRACTION,
-                "max_train_examples": max_train_examples,
-                "max_length": max_length,
-            },
-            "importance_examples": importance_examples,
-            "history": history,
-        }
+        info = SupernetRecord(
+            task=data.task.name,
+            base_model=absolute_path(model) or DEFAULT_MODEL_NAME,
+            strategy=strategy.describe(),
+            search_space=search_space,
+            pooling=net.config.classifier_pooling,
+            training=config,
+            data=DataSplit(absolute_path(data_dir), seed, VAL_FRACTION, max_train_examples, max_length),
+            importance_examples=importance_examples,
+            history=history,
+            data_parallel_ranks=None if data_parallel is None else data_parallel.world_size,
+        )
         if data_parallel is None:
             return save_supernet(output_dir, net.cpu(), info, tokenizer)
-        info["data_parallel_ranks"] = data_parallel.world_size
         if data_parallel.is_main:
             save_supernet(output_dir, net.cpu(), info, tokenizer)
         data_parallel.barrier()  # the other ranks return once rank 0 has written the folder
