@@ -248,3 +248,17 @@ def test_minilm_run_meets_the_target_sparsity_and_speeds_up(glue_path, tmp_path)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "model", trust_remote_code=True)
     full = count_parameters(load_model(None, num_labels=2))
     assert sum(p.numel() for p in loaded.parameters()) / full == pytest.approx(final["params"], rel=1e-9)
+
+
+def test_a_search_fixes_only_the_shared_settings_that_differ_from_their_defaults():
+    from nas_pruning.experiments.cofi_transfer import fixed_settings
+
+    fields = CoFiConfig.__dataclass_fields__
+    values = {
+        "task": "stsb",  # the search's own target
+        "target_sparsity": 0.9,  # searched
+        "prune_epochs": fields["prune_epochs"].default + 1,  # changed: fixed for every trial
+        "finetune_epochs": fields["finetune_epochs"].default,  # at its default: left out
+        "output_dir": "somewhere",  # not a CoFi setting
+    }
+    assert fixed_settings(values) == {"prune_epochs": fields["prune_epochs"].default + 1}

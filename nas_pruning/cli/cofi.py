@@ -83,14 +83,8 @@ def cmd_cofi(args: argparse.Namespace) -> None:
 
 def cmd_cofi_search(args: argparse.Namespace) -> None:
     # Imported here: the experiment pulls in Syne Tune, which the other commands do not need.
-    from nas_pruning.experiments.cofi_transfer import cofi_transfer_config_space, run_cofi_search
+    from nas_pruning.experiments.cofi_transfer import cofi_transfer_config_space, fixed_settings, run_cofi_search
 
-    defaults = CoFiConfig.__dataclass_fields__
-    fixed = {
-        name: getattr(args, name)
-        for name in CoFiConfig.setting_names()
-        if name not in SEARCHED_SETTINGS and name != "task" and getattr(args, name) != defaults[name].default
-    }
     space = cofi_transfer_config_space(
         args.task,
         aux_tasks=_names(args.aux_tasks) if args.aux_tasks else None,
@@ -99,7 +93,7 @@ def cmd_cofi_search(args: argparse.Namespace) -> None:
         couplings=_names(args.couplings),
         stages=_names(args.stages),
         transfers=_names(args.transfers),
-        **fixed,
+        **fixed_settings(vars(args)),
     )
     tables = run_cofi_search(
         space,

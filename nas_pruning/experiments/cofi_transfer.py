@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import ContextManager, Sequence
+from typing import Any, ContextManager, Mapping, Sequence
 
 import pandas as pd
 from syne_tune import StoppingCriterion
@@ -35,6 +35,18 @@ from nas_pruning.optimizers import make_scheduler
 from nas_pruning.pareto import final_results, hypervolume, hypervolume_over_time, pareto_front
 
 METRICS = ("error", "params")
+
+
+def fixed_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The CoFi settings of a search that every trial shares: those of `values` (e.g. parsed
+    command-line options) that are CoFiConfig settings, neither searched nor the task, and not
+    at their default (the defaults need not be repeated in the config space)."""
+    defaults = CoFiConfig.__dataclass_fields__
+    return {
+        name: values[name]
+        for name in CoFiConfig.setting_names()
+        if name in values and name not in SEARCHED_SETTINGS and name != "task" and values[name] != defaults[name].default
+    }
 
 
 def cofi_transfer_config_space(
