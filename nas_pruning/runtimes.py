@@ -18,10 +18,11 @@ EPYC with AVX-512, 1 thread; numbers in docs/deployment.md):
   nothing in this exporter's graphs, not even for an unpruned BERT.
 - No SkipLayerNormalization: ONNX Runtime's fused residual + layer normalisation kernel took 5x
   the time of Add + LayerNormalization on this CPU (8 ms against 1.6 ms on [32, 128, 384]), which
-  made ONNX Runtime slower than PyTorch at batch 32. The rewrite keeps Add + LayerNormalization,
-  and sessions must not fuse them again at load: pass `disabled_optimizers=ORT_DISABLED_OPTIMIZERS`
-  (as `OnnxClassifier` and the model card's snippet do). GELU fusions stay on (ONNX Runtime applies
-  them when it loads the model).
+  made ONNX Runtime slower than PyTorch at batch 32. The rewrite keeps Add + LayerNormalization
+  (residual first, then the bias: ONNX Runtime 1.32's own SkipLayerNormFusion does not match that
+  order when a session loads the file); `OnnxClassifier` and the model card's snippet also pass
+  `disabled_optimizers=ORT_DISABLED_OPTIMIZERS`, so that no version fuses it again at load. The
+  GELU fusions (BiasGelu) stay.
 
 The TorchScript exporter is not used: torch 2.13 deprecates it ("The feature will be removed").
 
