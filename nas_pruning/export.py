@@ -37,9 +37,11 @@ import pandas as pd
 import torch
 
 from nas_pruning.evaluation import Yardsticks
+from nas_pruning.files import stored_path
 from nas_pruning.models import extract_subnetwork, load_tokenizer
 from nas_pruning.pareto import ERROR, knee_point, select_member
 from nas_pruning.runtimes import (
+    ORT_DISABLED_OPTIMIZERS,
     LatencySpec,
     OnnxClassifier,
     dummy_inputs,
@@ -55,7 +57,7 @@ from nas_pruning.experiments.weight_sharing import (
     load_supernet_data,
 )
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet import INFO_FILE, load_supernet
+from nas_pruning.supernet import INFO_FILE, SupernetRecord, load_supernet, read_info
 from nas_pruning.tasks import get_task, make_loader
 
 FORMATS = ("torch", "onnx", "both")
@@ -67,6 +69,23 @@ ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
 MODEL_FILES = ("model.safetensors", ONNX_FILE, INT8_FILE)
 #: Largest difference of ONNX Runtime's logits from PyTorch's an export accepts.
 LOGITS_TOLERANCE = 1e-4
+
+
+def base_model_name(folder: str | os.PathLike, info: SupernetRecord) -> str:
+    """The name of the model the super-network (or fine-tuned model) in `folder` was made from.
+
+    info: its supernet.json record. A hub name is returned as recorded; a local folder that is
+    itself a nas_pruning folder (it has supernet.json) gives the name of the model it was made
+    from, any other folder its own name: a model card names a model, not a path on the machine
+    that exported it.
+    """
+    base = info.base_model
+    if not base:
+        return Path(folder).name
+    path = Path(stored_path(base, Path(folder) / INFO_FILE))
+    if (path / INFO_FILE).is_file():
+        return base_model_name(path, read_info(path))
+    return path.name if path.is_dir() or path.is_absolute() else str(base)
 
 
 class NothingLearned(ValueError):
@@ -254,8 +273,8 @@ class _Search:
             if name.startswith("latency_")
         )
         card = (
-            f"# {info.base_model} pruned for {summary.task} by nas_pruning\n\n"
-            f"Sub-network of the {info.strategy['name']} super-network `{self.supernet}`, found by "
+            f"# {base_model_name(self.supernet, info)} pruned for {summary.task} by nas_pruning\n\n"
+            f"Sub-network of the {info.strategy['name']} super-network `{Path(self.supernet).name}`, found by "
             f"{summary.settings.optimizer} over the {self.space.name} search space "
             f"(objectives: {', '.join(self.objectives)}).\n\n"
             f"parameter ratio {member['params']:.4f}; {scores}\n\n"
@@ -284,14 +303,17 @@ def _onnx_snippet(task_name: str, quantize: str | None) -> str:
     """A model card section whose code needs only onnxruntime and transformers' tokenizer."""
     task = get_task(task_name)
     texts = ", ".join(f'["{column} text"]' for column in task.text_columns)
-    int8 = f'# int8: session = onnxruntime.InferenceSession("FOLDER/{INT8_FILE}")\n' if quantize else ""
+    disabled = f"disabled_optimizers={list(ORT_DISABLED_OPTIMIZERS)!r}"
+    int8 = f'# int8: session = onnxruntime.InferenceSession("FOLDER/{INT8_FILE}", {disabled})\n' if quantize else ""
     return (
         "## ONNX Runtime\n\n"
         f"Needs only `pip install onnxruntime transformers` (or the `tokenizers` package instead of "
-        f"transformers: `Tokenizer.from_file(\"FOLDER/tokenizer.json\")`); no nas_pruning, no remote code.\n\n"
+        f"transformers: `Tokenizer.from_file(\"FOLDER/tokenizer.json\")`); no nas_pruning, no remote code. "
+        f"`{disabled}` keeps residual + layer normalisation unfused: ONNX Runtime's fused "
+        f"SkipLayerNormalization kernel took about 5x as long on the CPU nas_pruning measured it on.\n\n"
         "```python\nimport onnxruntime\nfrom transformers import AutoTokenizer\n\n"
         'tokenizer = AutoTokenizer.from_pretrained("FOLDER")\n'
-        f'session = onnxruntime.InferenceSession("FOLDER/{ONNX_FILE}")\n{int8}'
+        f'session = onnxruntime.InferenceSession("FOLDER/{ONNX_FILE}", {disabled})\n{int8}'
         f"batch = tokenizer({texts}, padding=True, truncation=True, max_length=128, return_tensors=\"np\")\n"
         'logits = session.run(["logits"], {i.name: batch[i.name] for i in session.get_inputs()})[0]\n'
         "print(logits.tolist())\n```\n"

@@ -24,13 +24,21 @@ needs_onnx = pytest.mark.skipif(not HAS_ORT, reason="the onnx extra is not insta
 
 @needs_onnx
 def test_onnx_logits_equal_pytorch_with_dynamic_batch_and_length(family, pooling, tmp_path):
+    import onnx
+
     heads, units = torch.ones(3, 4, dtype=torch.bool), torch.ones(3, 12, dtype=torch.bool)
     heads[0, 2:] = False
     heads[1] = False  # a layer with 0 heads
     units[0, 5:] = False
     units[2] = False  # a layer with 0 units
     small = extract_subnetwork(tiny_model(family, pooling=pooling), SubNetwork(heads, units))
-    session = runtimes.OnnxClassifier(runtimes.export_onnx(small, tmp_path / "model.onnx"))
+    path = runtimes.export_onnx(small, tmp_path / "model.onnx")
+    session = runtimes.OnnxClassifier(path)
+    # One fused attention node per layer with heads, with that layer's head count; no SkipLayerNormalization.
+    nodes = onnx.load(path).graph.node
+    fused = [node for node in nodes if node.op_type in ("Attention", "MultiHeadAttention")]
+    assert [onnx.helper.get_attribute_value(a) for n in fused for a in n.attribute if a.name == "num_heads"] == [2, 4]
+    assert not [node for node in nodes if node.op_type == "SkipLayerNormalization"]
     for batch_size, length in ((1, 5), (4, 17)):
         inputs = runtimes.dummy_inputs(small.config, batch_size, length, seed=batch_size)
         inputs["attention_mask"][-1, 3:] = 0
@@ -92,6 +100,7 @@ def test_onnx_member_with_int8_runs_from_its_model_card_alone(tiny_supernet, tmp
     assert main(argv) == 0
     card = (out / "README.md").read_text()
     assert "test accuracy of the int8 ONNX model" in card and (out / "model_int8.onnx").is_file()
+    assert card.startswith("# tiny-bert pruned for rte by nas_pruning") and str(tmp_path) not in card
     snippet = card.split("## ONNX Runtime")[1].split("```python\n")[1].split("```")[0].replace("FOLDER", str(out))
     # The snippet runs where nas_pruning cannot be imported, and without remote code.
     blocked = "import sys; sys.modules['nas_pruning'] = None\n"
@@ -103,6 +112,22 @@ def test_onnx_member_with_int8_runs_from_its_model_card_alone(tiny_supernet, tmp
     with torch.no_grad():
         expected = model(**tokenizer(["sentence1 text"], ["sentence2 text"], return_tensors="pt")).logits.numpy()
     assert np.abs(logits - expected).max() < 1e-4
+
+
+def test_model_card_names_the_base_model_not_a_path(tmp_path):
+    from nas_pruning.export import base_model_name
+    from nas_pruning.supernet import SupernetRecord
+
+    start, plain = tmp_path / "runs" / "start", tmp_path / "my-bert"
+    start.mkdir(parents=True)
+    plain.mkdir()
+    (start / "supernet.json").write_text(json.dumps({"base_model": "sentence-transformers/all-MiniLM-L6-v2"}))
+    supernet = tmp_path / "supernet"
+    # a fine-tuned folder it started from names its own base model; a plain folder, its name
+    assert base_model_name(supernet, SupernetRecord(base_model=str(start))) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert base_model_name(supernet, SupernetRecord(base_model=str(plain))) == "my-bert"
+    assert base_model_name(supernet, SupernetRecord(base_model=str(tmp_path / "gone" / "old-bert"))) == "old-bert"
+    assert base_model_name(supernet, SupernetRecord(base_model="bert-base-uncased")) == "bert-base-uncased"
 
 
 def test_three_objective_search_has_a_front_non_dominated_in_all_three(tiny_supernet, tmp_path, monkeypatch):
@@ -175,6 +200,37 @@ def test_bad_input_gets_one_clear_line(tiny_supernet, tmp_path, monkeypatch, cap
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "pip install 'nas_pruning[onnx]'" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_onnx
+@pytest.mark.parametrize("bias", [False, True])
+def test_skip_layer_normalization_is_unfused_with_the_same_outputs(bias):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {name: rng.standard_normal(8).astype(np.float32) for name in ("gamma", "beta", "bias")}
+    inputs = ["x", "skip", "gamma", "beta", *(["bias"] if bias else [])]
+    node = helper.make_node("SkipLayerNormalization", inputs, ["y", "mean", "inv_std", "sum"],
+                            domain="com.microsoft", epsilon=1e-5, name="sln")
+    after = helper.make_node("Mul", ["y", "sum"], ["out"])  # the residual sum is used too
+    shape = [2, 3, 8]
+    graph = helper.make_graph(
+        [node, after], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("x", "skip")],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+        [numpy_helper.from_array(value, name) for name, value in weights.items()],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    fused = helper.make_model(graph, opset_imports=opsets)
+    unfused = helper.make_model(graph, opset_imports=opsets)
+    assert runtimes.unfuse_skip_layer_norm(unfused.graph) == 1
+    assert [n.op_type for n in unfused.graph.node] == ["Add", *(["Add"] if bias else []), "LayerNormalization", "Mul"]
+    ort = runtimes.import_onnxruntime()
+    feed = {name: rng.standard_normal(shape).astype(np.float32) for name in ("x", "skip")}
+    expected, got = (ort.InferenceSession(m.SerializeToString()).run(["out"], feed)[0] for m in (fused, unfused))
+    assert np.abs(got - expected).max() < 1e-5
+    # A node whose statistics are used stays.
+    graph.node.append(helper.make_node("Identity", ["mean"], ["mean_out"]))
+    assert runtimes.unfuse_skip_layer_norm(graph) == 0
 
 
 @needs_onnx
