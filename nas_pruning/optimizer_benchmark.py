@@ -255,6 +255,8 @@ def benchmark(
     finally:
         if processes > 1:
             pool.shutdown(cancel_futures=True)
+        else:
+            _SETTING.clear()  # do not keep the blackbox alive after the call
     final = pd.DataFrame(final)
     outcome = BenchmarkOutcome(
         runs=pd.concat(runs, ignore_index=True),
