@@ -19,9 +19,9 @@ runs.csv                    every evaluation of every run: optimizer, seed, tria
                             objectives, st_tuner_time (simulated seconds), tabulated (0: surrogate)
 hypervolume_over_time.csv   per optimizer, on the union of its runs' times: mean, std, min, max
 hypervolume.png             the mean per optimizer with a min/max band over seeds
-final.csv                   per run: hypervolume after all evaluations, simulated and wall seconds
+final.csv                   per run: hypervolume after all evaluations, simulated, wall and CPU seconds
 summary.csv                 per optimizer: mean/std final hypervolume, mean rank over seeds, share
-                            of answers from the surrogate, wall seconds
+                            of answers from the surrogate, wall and CPU seconds
 mannwhitneyu.csv            two-sided Mann-Whitney U p-value of each pair of optimizers' final
                             hypervolumes over the seeds
 syne-tune/                  Syne Tune's own record of every run
@@ -38,8 +38,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ from typing import Union
 
 import numpy as np
 import pandas as pd
+import torch
 from pymoo.core.algorithm import Algorithm
 from scipy.stats import mannwhitneyu, rankdata
 from syne_tune import StoppingCriterion, Tuner
@@ -192,6 +195,7 @@ def benchmark(
     output_dir: str | os.PathLike | None = None,
     progress: bool = True,
     reference: str = "trivial",
+    processes: int = 1,
 ) -> BenchmarkOutcome:
     """Run every optimizer with every seed on the blackbox in simulated time and compare them.
 
@@ -200,7 +204,13 @@ def benchmark(
     num_evaluations, n_workers: per run, see `simulate`.
     output_dir: write the tables and the plot there (see the module docstring); None: only return them.
     reference: the hypervolume reference point, a name of nas_pruning.pareto.REFERENCES (the same for every run).
+    processes: runs simulated at once, each in its own (spawned) worker process; the optimizers and the
+        blackbox must then be picklable (names and pymoo algorithms are). Every run uses one torch thread
+        whatever `processes` is, so the runs' configs and objectives do not depend on it; their wall and
+        simulated seconds do (simulated time includes the optimizer's own computing time).
     """
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
     optimizers = _labelled(optimizers)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seeds:
@@ -213,27 +223,40 @@ def benchmark(
             )
     reference_point = blackbox.reference_point(reference)  # refuses an unknown name before any run
     experiments = Path(output_dir) / "syne-tune" if output_dir is not None else None
-    runs, curves, final = [], [], []
-    jobs = tqdm(list(itertools.product(optimizers, seeds)), desc="simulating", unit="run", disable=not progress)
-    for label, seed in jobs:
-        start = time.perf_counter()
-        results = simulate(
-            blackbox, optimizers[label], seed, num_evaluations, n_workers, experiments_dir=experiments,
-            name=f"{label}-seed{seed}",
+    jobs = list(itertools.product(optimizers, seeds))
+    setting = (blackbox, optimizers, num_evaluations, n_workers, experiments)
+    if processes == 1:
+        _set_run_setting(*setting)
+        done = map(_run_job, jobs)
+    else:  # spawned workers: nothing of this process's threads or torch state is inherited
+        pool = ProcessPoolExecutor(
+            max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_set_run_setting,
+            initargs=setting,
         )
-        wall = time.perf_counter() - start
-        curve = hypervolume_over_time(results, TIME, reference_point=reference_point, bounds=DEFAULT_BOUNDS)
-        runs.append(results.assign(optimizer=label, seed=seed))
-        curves.append(curve.assign(optimizer=label, seed=seed))
-        final.append({
-            "optimizer": label,
-            "seed": seed,
-            "hypervolume": hypervolume(results, reference_point=reference_point, bounds=DEFAULT_BOUNDS),
-            "evaluations": len(results),
-            "tabulated_share": float(results["tabulated"].mean()) if len(results) else float("nan"),
-            "simulated_s": float(results[TIME].max()) if len(results) else 0.0,
-            "wall_s": wall,
-        })
+        done = pool.map(_run_job, jobs)
+    runs, curves, final = [], [], []
+    try:
+        for (label, seed), (results, wall, cpu) in tqdm(
+            zip(jobs, done), total=len(jobs), desc="simulating", unit="run", disable=not progress
+        ):
+            curve = hypervolume_over_time(results, TIME, reference_point=reference_point, bounds=DEFAULT_BOUNDS)
+            runs.append(results.assign(optimizer=label, seed=seed))
+            curves.append(curve.assign(optimizer=label, seed=seed))
+            final.append({
+                "optimizer": label,
+                "seed": seed,
+                "hypervolume": hypervolume(results, reference_point=reference_point, bounds=DEFAULT_BOUNDS),
+                "evaluations": len(results),
+                "tabulated_share": float(results["tabulated"].mean()) if len(results) else float("nan"),
+                "simulated_s": float(results[TIME].max()) if len(results) else 0.0,
+                "wall_s": wall,
+                "cpu_s": cpu,
+            })
+    finally:
+        if processes > 1:
+            pool.shutdown(cancel_futures=True)
+        else:
+            _SETTING.clear()  # do not keep the blackbox alive after the call
     final = pd.DataFrame(final)
     outcome = BenchmarkOutcome(
         runs=pd.concat(runs, ignore_index=True),
@@ -248,6 +271,7 @@ def benchmark(
             "seeds": seeds,
             "num_evaluations": num_evaluations,
             "n_workers": n_workers,
+            "processes": processes,
             "hypervolume_objectives": list(DEFAULT_OBJECTIVES),
             "hypervolume_bounds": DEFAULT_BOUNDS,
             "hypervolume_reference": reference,
@@ -257,6 +281,37 @@ def benchmark(
     if output_dir is not None:
         write_benchmark(outcome, output_dir)
     return outcome
+
+
+#: What every run of one `benchmark` call shares, set once per process (in each worker by its initializer).
+_SETTING: dict = {}
+
+
+def _set_run_setting(
+    blackbox: TabulatedSpace, optimizers: dict[str, Optimizer], num_evaluations: int, n_workers: int,
+    experiments: Path | None,
+) -> None:
+    _SETTING.update(
+        blackbox=blackbox, optimizers=optimizers, num_evaluations=num_evaluations, n_workers=n_workers,
+        experiments=experiments,
+    )
+
+
+def _run_job(job: tuple[str, int]) -> tuple[pd.DataFrame, float, float]:
+    """One optimizer x seed run of the current setting, with one torch thread (as in a worker process, so
+    that serial and parallel runs compute the same); returns its results, wall and CPU seconds."""
+    label, seed = job
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        results = simulate(
+            _SETTING["blackbox"], _SETTING["optimizers"][label], seed, _SETTING["num_evaluations"],
+            _SETTING["n_workers"], experiments_dir=_SETTING["experiments"], name=f"{label}-seed{seed}",
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return results, time.perf_counter() - start, time.process_time() - cpu
 
 
 def write_benchmark(outcome: BenchmarkOutcome, output_dir: str | os.PathLike) -> Path:
@@ -306,7 +361,7 @@ def _labelled(optimizers: Sequence[str] | Mapping[str, Optimizer]) -> dict[str, 
 
 def _summary(final: pd.DataFrame) -> pd.DataFrame:
     """Per optimizer: final hypervolume (mean, std over seeds), mean rank (1 = largest
-    hypervolume of the seed; ties share the mean rank), tabulated share, wall seconds."""
+    hypervolume of the seed; ties share the mean rank), tabulated share, wall and CPU seconds."""
     table = final.pivot(index="seed", columns="optimizer", values="hypervolume")
     ranks = pd.DataFrame(
         np.vstack([rankdata(-row) for row in table.to_numpy()]), index=table.index, columns=table.columns
@@ -320,6 +375,7 @@ def _summary(final: pd.DataFrame) -> pd.DataFrame:
         "tabulated_share": grouped["tabulated_share"].mean(),
         "simulated_s_mean": grouped["simulated_s"].mean(),
         "wall_s_total": grouped["wall_s"].sum(),
+        "cpu_s_total": grouped["cpu_s"].sum(),
     })
     return summary.sort_values("mean_rank", kind="stable").rename_axis("optimizer").reset_index()
 

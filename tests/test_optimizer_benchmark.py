@@ -99,3 +99,17 @@ def test_benchmark_rejects_bad_input(tiny_stsb):
         benchmark(blackbox, {"one": scheduler}, seeds=2, num_evaluations=5, progress=False)
     with pytest.raises(ValueError, match="unknown hypervolume reference"):
         benchmark(blackbox, ["random"], seeds=1, num_evaluations=5, progress=False, reference="zero")
+
+
+def test_runs_in_two_worker_processes_equal_the_serial_runs(tiny_stsb):
+    blackbox = load_tabulated(tiny_stsb["blackbox"])
+    settings = dict(seeds=[0, 1], num_evaluations=8, progress=False)
+    serial = benchmark(blackbox, ["ehvi", "random"], processes=1, **settings)
+    parallel = benchmark(blackbox, ["ehvi", "random"], processes=2, **settings)
+    assert parallel.record["processes"] == 2
+    columns = [c for c in serial.runs.columns if c.startswith("config_")] + ["error", "params", "optimizer", "seed"]
+    pd.testing.assert_frame_equal(serial.runs[columns], parallel.runs[columns])
+    pd.testing.assert_series_equal(serial.final["hypervolume"], parallel.final["hypervolume"])
+    assert (parallel.final["cpu_s"] > 0).all()
+    with pytest.raises(ValueError, match="processes must be at least 1"):
+        benchmark(blackbox, ["random"], processes=0, **settings)

@@ -25,7 +25,7 @@ INITIAL = [
 SINGLE_FIDELITY = [name for name in OPTIMIZERS if name != "moasha"]
 FAST_SETTINGS = {
     "nsga2": {"pop_size": 10},
-    "ehvi": {"optimization_strategy": "random", "num_raw_samples": 20, "mc_samples": 16},
+    "ehvi": {"num_candidates": 50, "mc_samples": 16},
 }
 HAS_BOTORCH = importlib.util.find_spec("botorch") is not None
 

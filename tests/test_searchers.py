@@ -175,9 +175,7 @@ def test_ehvi_suggests_in_float64_and_restores_the_dtype(ehvi_space):
         ehvi_space,
         random_seed=0,
         num_init_random=2,
-        optimization_strategy="random",
-        num_raw_samples=20,
-        noise_level=1e-6,
+        num_candidates=20,
     )
     for trial_id in range(4):
         config = searcher.suggest()
@@ -188,3 +186,40 @@ def test_ehvi_suggests_in_float64_and_restores_the_dtype(ehvi_space):
             assert trial_id not in searcher.pending_trials
         else:
             searcher.on_trial_complete(trial_id, config, objectives(config))
+
+
+def drive_ehvi(space, num_trials, **settings):
+    """Suggestions of a seeded EHVI searcher told `objectives` of each, and the searcher."""
+    searcher = Float64EHVI(space, random_seed=3, **settings)
+    suggestions = []
+    for trial_id in range(num_trials):
+        config = searcher.suggest()
+        suggestions.append(config)
+        searcher.on_trial_complete(trial_id, config, objectives(config))
+    return suggestions, searcher
+
+
+def test_ehvi_is_reproducible_never_repeats_and_refits_every_k_results(ehvi_space, monkeypatch):
+    from nas_pruning.optimizers import ehvi
+
+    fits = []
+
+    def counting_fit(mll, **kwargs):
+        fits.append(len(mll.model.models[0].train_targets))
+        return fit(mll, **kwargs)
+
+    fit = ehvi.fit_gpytorch_mll
+    monkeypatch.setattr(ehvi, "fit_gpytorch_mll", counting_fit)
+    space = {"layers": randint(1, 12), "heads": randint(1, 4)}  # 48 configs
+    first, searcher = drive_ehvi(space, 16, num_candidates=30, refit_every=4, mc_samples=8)
+    second, _ = drive_ehvi(space, 16, num_candidates=30, refit_every=4, mc_samples=8)
+    assert first == second
+    codec = ConfigCodec(space)
+    assert len({codec.key(config) for config in first}) == 16
+    # GP hyperparameters fitted on the first 3 results (num_init_random), then at 7, 11, 15: conditioned between
+    assert fits == [3, 7, 11, 15] * 2
+
+
+def test_ehvi_rejects_bad_settings(ehvi_space):
+    with pytest.raises(ValueError, match="num_candidates, refit_every and mc_samples >= 1"):
+        Float64EHVI(ehvi_space, refit_every=0)

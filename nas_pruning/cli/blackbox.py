@@ -63,6 +63,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--num-evaluations", type=positive_int, default=200, help="evaluations per run")
     bench.add_argument("--workers", type=positive_int, default=1, help="concurrent simulated evaluations")
     bench.add_argument(
+        "--processes", type=positive_int, default=1,
+        help="runs (optimizer x seed) simulated at once, one worker process each; the results do not depend on it",
+    )
+    bench.add_argument(
         "--surrogate", default=None, choices=list(SURROGATES), help="default: the one the blackbox was scored with"
     )
     bench.add_argument(
@@ -93,7 +97,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     blackbox = load_tabulated(args.blackbox, args.surrogate)
     outcome = benchmark(
         blackbox, args.optimizers, seeds=args.seeds, num_evaluations=args.num_evaluations, n_workers=args.workers,
-        output_dir=args.output_dir, reference=args.hv_reference,
+        output_dir=args.output_dir, reference=args.hv_reference, processes=args.processes,
     )
     record = outcome.record
     point = ", ".join(f"{value:.4f}" for value in record["hypervolume_reference_point"])

@@ -13,7 +13,12 @@ minimised; every method evaluates ``points_to_evaluate`` first.
                           (its defaults ``population_size=100``,
                           ``sample_size=10``: the first 100 are random)
 ``nsga2``                 pymoo's NSGA-II (``pop_size`` defaults to 20)
-``ehvi``                  Syne Tune's EHVI (needs ``botorch``), fixed
+``ehvi``                  BoTorch's analytic EHVI on one GP per objective
+                          (needs ``botorch``), maximised over
+                          ``num_candidates=500`` sampled unseen configs; GP
+                          hyperparameters refit every ``refit_every=10``
+                          results (conditioned on new ones in between);
+                          qLogEHVI (``mc_samples=64``) while trials pend
 ``local_search``          Pareto-archive local search
 ``moasha``                Syne Tune's MOASHA for multi-fidelity trials
                           (``max_t`` required; ``time_attr="epoch"``,
@@ -73,8 +78,7 @@ def _pymoo(algorithm, config_space, metrics, points_to_evaluate, random_seed, **
 def _ehvi(config_space, metrics, points_to_evaluate, random_seed, **kwargs) -> TrialScheduler:
     if importlib.util.find_spec("botorch") is None:
         raise ImportError("the 'ehvi' optimizer needs BoTorch: pip install botorch")
-    settings = {"noise_level": 1e-6, **kwargs}  # GPyTorch raises smaller noise to 1e-6 anyway, with a warning
-    searcher = Float64EHVI(config_space, points_to_evaluate=points_to_evaluate, random_seed=random_seed, **settings)
+    searcher = Float64EHVI(config_space, points_to_evaluate=points_to_evaluate, random_seed=random_seed, **kwargs)
     return MultiObjectiveScheduler(config_space, metrics, searcher, random_seed)
 
 
