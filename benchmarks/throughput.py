@@ -15,7 +15,8 @@ and the parent hands them the same work in alternating order, one at a time:
 - training quality: per training seed, each version trains a fresh copy of the
   model as a `full` super-network on the same examples and scores its full network,
   midpoint and smallest sub-network on the validation examples, so the change in
-  batching is judged against the seed-to-seed spread.
+  batching is judged against the seed-to-seed spread (`--quality-seeds` with no seed
+  skips it; `--grouping-quality` compares batching on a model that learns instead).
 
 Other processes share the CPU, so the report gives medians over the interleaved
 chunks / repeats and the load average seen during the run.
@@ -24,7 +25,8 @@ chunks / repeats and the load average seen during the run.
     GLUE_DIR=... python benchmarks/throughput.py --configs 40 --threads 1   # shorter, one thread
 
 Writes docs/throughput.md, docs/throughput_chunks.csv, docs/throughput_configs.csv and
-docs/throughput_quality.csv.
+docs/throughput_quality.csv (with quality seeds); `--grouping-quality` writes
+docs/throughput_grouping.md and .csv.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ BASE_COMMIT = "a1bed23"
 class Worker:
     """The model, data and evaluator of one version, kept between commands."""
 
-    def __init__(self, validation_examples: int, threads: int | None, batch_size: int) -> None:
+    def __init__(self, validation_examples: int, threads: int | None, batch_size: int | None) -> None:
         import copy
 
         import torch
@@ -80,8 +82,9 @@ class Worker:
         self.model = load_model(num_labels=1, is_regression=True, **pooling)
         self.train_model = copy.deepcopy(self.model)
         self.space = get_search_space("small", self.model.config)
+        self.batch_size = batch_size or search_batch_size()
         options = {"by_length": True} if self.by_length else {}
-        batches = list(make_loader(self.data.validation, self.tokenizer, batch_size=batch_size, **options))
+        batches = list(make_loader(self.data.validation, self.tokenizer, batch_size=self.batch_size, **options))
         self.evaluator = SubnetworkEvaluator(self.model, self.space, batches, self.data.task)
         self.evaluator(self.space.midpoint())  # warm-up, not timed (both versions alike)
         self.batches = batches
@@ -128,11 +131,21 @@ class Worker:
         return {name: evaluator(config)["metric"] for name, config in networks.items()}
 
 
+def search_batch_size() -> int:
+    """The evaluation batch size of the imported version's search (its `SearchSettings` default)."""
+    try:
+        from nas_pruning.experiments.weight_sharing import SearchSettings
+    except ImportError:  # the previous version kept it in nas_pruning/search.py
+        from nas_pruning.search import SearchSettings
+    return SearchSettings.batch_size
+
+
 def worker_main(args: argparse.Namespace) -> None:
     worker = Worker(args.validation_examples, args.threads, args.batch_size)
     import nas_pruning
 
-    print(json.dumps({"by_length": worker.by_length, "package": nas_pruning.__file__}), flush=True)
+    print(json.dumps({"by_length": worker.by_length, "batch_size": worker.batch_size, "package": nas_pruning.__file__}),
+          flush=True)
     for line in sys.stdin:
         command = json.loads(line)
         name = command.pop("command")
@@ -151,9 +164,9 @@ class Version:
         self.name = name
         env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
         command = [sys.executable, str(Path(__file__).resolve()), "--worker",
-                   "--validation-examples", str(args.validation_examples), "--batch-size", str(args.batch_size)]
-        if args.threads:
-            command += ["--threads", str(args.threads)]
+                   "--validation-examples", str(args.validation_examples)]
+        for option, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+            command += [option, str(value)] if value else []
         # Run from an empty folder so that the current directory's nas_pruning is not imported instead.
         self.process = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(), stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
@@ -280,10 +293,10 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
     chunks = pd.DataFrame(chunk_rows)
     configs = pd.DataFrame(config_rows)
     DOCS.mkdir(exist_ok=True)
-    quality = pd.DataFrame(quality_rows)
     chunks.to_csv(DOCS / "throughput_chunks.csv", index=False)
     configs.to_csv(DOCS / "throughput_configs.csv", index=False)
-    quality.to_csv(DOCS / "throughput_quality.csv", index=False)
+    if quality_rows:
+        pd.DataFrame(quality_rows).to_csv(DOCS / "throughput_quality.csv", index=False)
 
     def median(kind: str, version: str) -> float:
         return float(chunks[(chunks.kind == kind) & (chunks.version == version)].rate.median())
@@ -301,8 +314,10 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
         "```bash",
         f"GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py --configs {args.configs} "
         f"--chunk {args.chunk} --train-repeats {args.train_repeats} --train-steps {args.train_steps} "
-        f"--quality-seeds {' '.join(map(str, args.quality_seeds))} --quality-examples {args.quality_examples} "
-        f"--quality-epochs {args.quality_epochs}" + (f" --threads {args.threads}" if args.threads else ""),
+        + (f"--quality-seeds {' '.join(map(str, args.quality_seeds))} --quality-examples {args.quality_examples} "
+           f"--quality-epochs {args.quality_epochs}" if args.quality_seeds else "--quality-seeds")
+        + (f" --threads {args.threads}" if args.threads else "")
+        + (f" --batch-size {args.batch_size}" if args.batch_size else ""),
         "```",
         "",
         f"Machine: {os.cpu_count()} CPU cores, torch threads {args.threads or os.cpu_count()}; "
@@ -317,8 +332,11 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
         verdict = "met" if new / old >= target and per >= target else "NOT met"
         lines.append(f"| {unit} (median) | {old:.3g} | {new:.3g} | {new / old:.2f}x ({per:.2f}x) "
                      f"| >= {target}x: {verdict} |")
+    info = run["info"]
+    batch_sizes = (f"{info['previous']['batch_size']} (previous) and {info['new']['batch_size']} (new), "
+                   "each version's search default" if not args.batch_size else str(args.batch_size))
     evaluation = (f"{args.configs} configs of the SMALL space (seed {args.seed}) in chunks of {args.chunk}, "
-                  f"STS-B, {args.validation_examples} validation examples, batch {args.batch_size}, bundled "
+                  f"STS-B, {args.validation_examples} validation examples, batch {batch_sizes}, bundled "
                   f"MiniLM with a seeded regression head reading [CLS] in both versions (the previous one has no "
                   f"mean pooling)")
     training = (f"{args.train_repeats} repeats of {args.train_steps} steps, strategy `full` (full network, 2 random "
@@ -332,7 +350,7 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
         f"(packages: {run['info']['previous']['package']}, {run['info']['new']['package']}).",
         f"- Metrics of the same configs: {equal} of {len(configs)} equal exactly; largest difference "
         f"{configs.abs_difference.max():.2e} (Spearman; see docs/throughput_configs.csv).",
-        *quality_lines(args, quality),
+        *(quality_lines(args, pd.DataFrame(quality_rows)) if quality_rows else []),
     ]
     fronts = {}
     for version in ("previous", "new"):
@@ -363,7 +381,12 @@ def grouping_quality(args: argparse.Namespace) -> None:
     from nas_pruning.supernet import finetune
     from notes import write_keeping_notes
 
-    rows = []
+    recipe = {"examples": args.quality_examples, "epochs": args.quality_epochs}
+    path = DOCS / "throughput_grouping.csv"
+    earlier = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["seed", *recipe])
+    # Rows of other seeds trained with the same recipe stay: seeds can be added run by run.
+    same = (earlier[list(recipe)] == pd.Series(recipe)).all(axis=1) & ~earlier.seed.isin(args.quality_seeds)
+    rows = earlier[same].to_dict("records")
     for seed in args.quality_seeds:
         for grouped in (False, True):
             with tempfile.TemporaryDirectory() as folder:
@@ -372,20 +395,24 @@ def grouping_quality(args: argparse.Namespace) -> None:
                                max_train_examples=args.quality_examples, num_threads=args.threads or 1,
                                group_by_length=grouped, validate_subnetworks=True, progress=False)
                 last = json.loads((out / "supernet.json").read_text())["history"][-1]
-            rows.append({"seed": seed, "group_by_length": grouped, "full": last["val_metric"],
+            rows.append({"seed": seed, **recipe, "group_by_length": grouped, "full": last["val_metric"],
                          "midpoint": 1 - last["val_midpoint_error"], "smallest": 1 - last["val_smallest_error"],
                          "train_seconds": last["train_seconds"]})
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    table.to_csv(DOCS / "throughput_grouping.csv", index=False)
+            # After every run, so that a stopped run keeps what it trained.
+            pd.DataFrame(rows).sort_values(["seed", "group_by_length"]).to_csv(path, index=False)
+    # No seeds: the report of the rows already there.
+    table = pd.DataFrame(rows).sort_values(["seed", "group_by_length"])
+    seeds = sorted(table.seed.unique())
     lines = ["# Length-grouped training batches: what training learns, on and off", "",
              "Generated by `GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py --grouping-quality "
-             f"--quality-seeds {' '.join(map(str, args.quality_seeds))} --quality-examples {args.quality_examples} "
+             f"--quality-seeds {' '.join(map(str, seeds))} --quality-examples {args.quality_examples} "
              f"--quality-epochs {args.quality_epochs}" + (f" --threads {args.threads}" if args.threads else "") + "`: "
              f"`finetune('stsb', strategy='full')` from the bundled MiniLM (mean pooling) on {args.quality_examples} "
              f"training examples, {args.quality_epochs} epoch(s) at 1e-4 with 10% warm-up, once per training seed "
              "with `group_by_length` off (the previous version's batching) and on; validation Spearman on the "
-             "30% validation part. Rows: docs/throughput_grouping.csv.", "",
+             "30% validation part. Rows: docs/throughput_grouping.csv (a run keeps the rows of other seeds "
+             "trained with the same recipe, so the seeds may come from several runs).", "",
              "| network | off (mean ± std) | on (mean ± std) | on - off | seed spread (max std) | within spread |",
              "|---|---|---|---|---|---|"]
     networks = table.melt(id_vars=["seed", "group_by_length"], value_vars=["full", "midpoint", "smallest"],
@@ -401,13 +428,14 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=100, help="SMALL-space configs each version evaluates")
     parser.add_argument("--chunk", type=int, default=10, help="configs per timed chunk (versions alternate)")
     parser.add_argument("--validation-examples", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="evaluation batch size of both versions; default: each version's search default")
     parser.add_argument("--train-repeats", type=int, default=6, help="timed training repeats per version")
     parser.add_argument("--train-steps", type=int, default=5, help="training steps per repeat")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; default: all cores")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quality-seeds", type=int, nargs="+", default=[0, 1, 2],
-                        help="training seeds of the training-quality comparison")
+    parser.add_argument("--quality-seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="training seeds of the training-quality comparison (none: skip it)")
     parser.add_argument("--quality-examples", type=int, default=1000, help="its training examples")
     parser.add_argument("--quality-epochs", type=int, default=1, help="its training epochs")
     parser.add_argument("--grouping-quality", action="store_true",

@@ -68,8 +68,7 @@ class SubnetworkEvaluator:
     def __call__(self, config: dict[str, Any]) -> dict[str, float]:
         start = time.perf_counter()
         sub = self.search_space.to_subnetwork(config)
-        with self._embeddings.installed(self.model):
-            scores = evaluate(self.model, self.batches, self.task, sub)
+        scores = evaluate(self.model, self.batches, self.task, sub, shared=self._embeddings)
         result = {
             "error": scores["error"],
             "metric": scores["metric"],

@@ -42,7 +42,7 @@ class SlicedLinear(nn.Module):
         return F.linear(x, weight, bias)
 
 
-class _Patches:
+class Patches:
     """Module attributes swapped for the duration of a selection, restored in reverse."""
 
     def __init__(self) -> None:
@@ -70,7 +70,7 @@ def select_subnetwork(model: nn.Module, sub: SubNetwork) -> Iterator[nn.Module]:
     sub.check_fits(dims)
     if sub.hidden_mask is not None and not bool(sub.hidden_mask.all()):
         raise ValueError("select_subnetwork cannot prune hidden dimensions; use extract_subnetwork for that")
-    patches = _Patches()
+    patches = Patches()
     layers = adapter.layers(model)
     kept = sub.kept_layers()
     try:
@@ -83,7 +83,7 @@ def select_subnetwork(model: nn.Module, sub: SubNetwork) -> Iterator[nn.Module]:
         patches.restore()
 
 
-def _patch_layer(patches: _Patches, layer: nn.Module, indices: dict[str, Index], dims: ModelDims) -> None:
+def _patch_layer(patches: Patches, layer: nn.Module, indices: dict[str, Index], dims: ModelDims) -> None:
     heads, units = indices[HEADS], indices[UNITS]
     head_dims = index_size(heads)
     if head_dims == 0:
