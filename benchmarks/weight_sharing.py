@@ -54,6 +54,7 @@ def supernets(args, task: str, seed: int) -> dict[str, Path]:
         batch_size=32, learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, seed=seed,
         max_train_examples=args.max_train_examples or MAX_TRAIN_EXAMPLES.get(task), max_length=args.max_length, num_threads=args.threads,
         validate_subnetworks=False, progress=False,
+        group_by_length=True,  # the protocol the committed rows were trained with (the library's default is now off)
     )
     start = work / "start"
     if not (start / "supernet.json").exists():
@@ -74,6 +75,7 @@ def search_row(args, task: str, seed: int, strategy: str, folder: Path, search_s
     settings = SearchSettings(
         optimizer=args.optimizer, num_evaluations=args.num_evaluations, seed=search_seed,
         max_validation_examples=args.max_validation_examples, num_threads=args.threads,
+        batch_size=64,  # the protocol the committed rows were evaluated with (the library's default is now 16)
     )
     out = args.work_dir / f"{task}-seed{seed}" / f"search-{strategy}-{search_seed}"
     started = time.perf_counter()
@@ -149,7 +151,8 @@ def report(rows: pd.DataFrame, args, path: Path) -> None:
         "were made) "
         f"(defaults: {args.epochs} epochs plain fine-tuning at {args.learning_rate} with {args.warmup_ratio:.0%} "
         f"warm-up, reordered by importance on {args.importance_examples} examples, then {args.supernet_epochs} "
-        f"epochs of each strategy from that model; {args.optimizer}, {args.num_evaluations} evaluations on "
+        f"epochs of each strategy from that model, training batches grouped by length; {args.optimizer}, "
+        f"{args.num_evaluations} evaluations (batch 64) on "
         f"{args.max_validation_examples} validation examples per search; SST-2 trained on a fixed "
         f"{MAX_TRAIN_EXAMPLES['sst2']:,}-example subset of its train part).\n",
         "Mean ± sample std over super-network **training seeds** (search seeds averaged within each). "

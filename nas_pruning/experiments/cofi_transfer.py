@@ -42,11 +42,8 @@ def fixed_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     command-line options) that are CoFiConfig settings, neither searched nor the task, and not
     at their default (the defaults need not be repeated in the config space)."""
     defaults = CoFiConfig.__dataclass_fields__
-    return {
-        name: values[name]
-        for name in CoFiConfig.setting_names()
-        if name in values and name not in SEARCHED_SETTINGS and name != "task" and values[name] != defaults[name].default
-    }
+    shared = [name for name in CoFiConfig.setting_names() if name not in SEARCHED_SETTINGS and name != "task"]
+    return {name: values[name] for name in shared if name in values and values[name] != defaults[name].default}
 
 
 def cofi_transfer_config_space(
