@@ -93,7 +93,8 @@ def claims(rows: pd.DataFrame, min_seeds: int = 3) -> list[dict]:
             seeds, means = couplings["seed"].nunique(), couplings["test_metric"].mean()
             claim = f"best coupling's mean test metric >= {bar}"
             if seeds.empty or seeds.min() < min_seeds or len(seeds) < len(COUPLINGS):
-                add(claim, "(the issue's bar)", MISSING, f"need {min_seeds} seeds of each coupling; have {dict(seeds)}")
+                have = seeds.astype(int).to_dict()
+                add(claim, "(the issue's bar)", MISSING, f"need {min_seeds} seeds of each coupling; have {have}")
             else:
                 best = means.idxmax()
                 trivial = group["trivial_test_metric"].mean()
