@@ -32,6 +32,7 @@ from nas_pruning.cofi.masks import GateValues
 from nas_pruning.models import extract_subnetwork, get_adapter
 from nas_pruning.models.adapter import HIDDEN
 from nas_pruning.models.pruned_modeling import SkipAttention, SkipIntermediate, SkipOutput
+from nas_pruning.models.selection import Patches
 
 
 class MaskedLayerNorm(nn.Module):
@@ -53,16 +54,13 @@ class MaskedLayerNorm(nn.Module):
         return (normalised * self.base.weight + self.base.bias) * (self.values * self.mask)
 
 
-class _Patches:
-    """Swapped module attributes and hooks, undone in reverse order."""
+class _GatePatches(Patches):
+    """Swapped module attributes (as in sub-network selection) plus hooks that scale a module's
+    input or output by a gate; `restore` removes the hooks, then swaps the attributes back."""
 
     def __init__(self) -> None:
-        self._swapped: list[tuple[nn.Module, str, nn.Module]] = []
+        super().__init__()
         self._hooks = []
-
-    def swap(self, owner: nn.Module, attr: str, module: nn.Module) -> None:
-        self._swapped.append((owner, attr, getattr(owner, attr)))
-        setattr(owner, attr, module)
 
     def scale_input(self, module: nn.Module, scale: torch.Tensor) -> None:
         self._hooks.append(module.register_forward_pre_hook(lambda _, args: (args[0] * scale,) + tuple(args[1:])))
@@ -70,11 +68,11 @@ class _Patches:
     def scale_output(self, module: nn.Module, scale: torch.Tensor) -> None:
         self._hooks.append(module.register_forward_hook(lambda _, args, output: output * scale))
 
-    def undo(self) -> None:
+    def restore(self) -> None:
         for hook in self._hooks:
             hook.remove()
-        for owner, attr, module in reversed(self._swapped):
-            setattr(owner, attr, module)
+        self._hooks.clear()
+        super().restore()
 
 
 @contextmanager
@@ -86,29 +84,31 @@ def apply_gates(model: nn.Module, gates: GateValues) -> Iterator[nn.Module]:
     gates = gates.to(next(model.parameters()).device)
     hidden, hidden_keep = gates.value("hidden"), gates.keep.get("hidden")
     attention_runs, ffn_runs = gates.attention_active(dims), gates.ffn_active(dims)
-    patches = _Patches()
+    patches = _GatePatches()
     try:
         if hidden is not None:
             embeddings = getattr(model, adapter.base_prefix).embeddings
-            patches.swap(embeddings, "LayerNorm", MaskedLayerNorm(embeddings.LayerNorm, hidden, hidden_keep))
+            patches.set(embeddings, "LayerNorm", MaskedLayerNorm(embeddings.LayerNorm, hidden, hidden_keep))
             for linear in _hidden_projections(model, adapter):
                 patches.scale_output(linear, hidden)
         for i, layer in enumerate(adapter.layers(model)):
             if not attention_runs[i]:
-                patches.swap(layer, "attention", SkipAttention())
+                patches.set(layer, "attention", SkipAttention())
             else:
                 _gate_block(patches, layer.attention.output, gates, "head", "mha", i, dims.head_size)
             if not ffn_runs[i]:
-                patches.swap(layer, "intermediate", SkipIntermediate())
-                patches.swap(layer, "output", SkipOutput())
+                patches.set(layer, "intermediate", SkipIntermediate())
+                patches.set(layer, "output", SkipOutput())
             else:
                 _gate_block(patches, layer.output, gates, "unit", "ffn", i, 1)
         yield model
     finally:
-        patches.undo()
+        patches.restore()
 
 
-def _gate_block(patches: _Patches, output: nn.Module, gates: GateValues, item: str, block: str, layer: int, group: int):
+def _gate_block(
+    patches: _GatePatches, output: nn.Module, gates: GateValues, item: str, block: str, layer: int, group: int
+):
     """Gate one block through its output module (dense, dropout, LayerNorm)."""
     items = gates.value(item)
     if items is not None:
@@ -117,7 +117,7 @@ def _gate_block(patches: _Patches, output: nn.Module, gates: GateValues, item: s
     hidden = gates.value("hidden")
     if hidden is not None:
         scale = hidden if scale is None else scale * hidden
-        patches.swap(output, "LayerNorm", MaskedLayerNorm(output.LayerNorm, hidden, gates.keep["hidden"]))
+        patches.set(output, "LayerNorm", MaskedLayerNorm(output.LayerNorm, hidden, gates.keep["hidden"]))
     if scale is not None:
         patches.scale_output(output.dense, scale)
 
