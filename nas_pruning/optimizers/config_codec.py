@@ -47,6 +47,14 @@ class ConfigCodec:
         """Configuration drawn from each domain's own distribution."""
         return {name: domain.sample(random_state=rng) for name, domain in self.domains.items()}
 
+    def sample_many(self, size: int, rng: np.random.RandomState) -> list[Config]:
+        """`size` configurations drawn at once (each domain draws its `size` values in one call)."""
+        draws = {name: domain.sample(size=size, random_state=rng) for name, domain in self.domains.items()}
+        return [
+            {name: domain.cast(value) for (name, domain), value in zip(self.domains.items(), values)}
+            for values in zip(*draws.values())
+        ]
+
     def mutate(self, config: Config, rng: np.random.RandomState) -> Config:
         """Copy of ``config`` with one hyperparameter set to another value of its domain."""
         mutable = [name for name, domain in self.domains.items() if len(domain) != 1]

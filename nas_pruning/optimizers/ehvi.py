@@ -148,14 +148,9 @@ class Float64EHVI(ExpectedHyperVolumeImprovement):
 
     def _candidates(self) -> list[Config]:
         """Up to `num_candidates` distinct configurations drawn uniformly, none suggested before."""
-        draws = {
-            name: domain.sample(size=self.num_candidates, random_state=self.random_state)
-            for name, domain in self._codec.domains.items()
-        }
         seen = {self._codec.key(config) for config in self.trial_configs.values()}
         candidates = []
-        for values in zip(*draws.values()):
-            config = {name: domain.cast(value) for (name, domain), value in zip(self._codec.domains.items(), values)}
+        for config in self._codec.sample_many(self.num_candidates, self.random_state):
             key = self._codec.key(config)
             if key not in seen:
                 seen.add(key)
