@@ -160,9 +160,9 @@ class SharedEmbeddings:
         if model.training:
             raise ValueError("shared embeddings need a model in eval mode (dropout would make outputs differ)")
         adapter = get_adapter(model)
+        base = adapter.base_model(model)
         patches = Patches()
-        patches.set(adapter.base_model(model), "embeddings", _CachedEmbeddings(adapter.base_model(model).embeddings,
-                                                                               self))
+        patches.set(base, "embeddings", _CachedEmbeddings(base.embeddings, self))
         attention = getattr(adapter.layers(model)[0].attention, "self", None)  # None: the block is skipped
         for name in ("query", "key", "value"):
             module = getattr(attention, name, None)

@@ -9,7 +9,8 @@ from nas_pruning.evaluation import Yardsticks
 from nas_pruning.experiments.weight_sharing import SUMMARY_VERSION, load_search_summary
 from nas_pruning.pareto import DEFAULT_BOUNDS
 from nas_pruning.supernet import INFO_FILE, DataSplit, SupernetRecord, TrainingConfig, read_info
-from nas_pruning.supernet.storage import DEFAULT_MAX_LENGTH, RECORD_VERSION
+from nas_pruning.supernet.storage import RECORD_VERSION
+from nas_pruning.tasks import DEFAULT_MAX_LENGTH
 
 # supernet.json as finetune wrote it before records were versioned (the STS-B super-network of the
 # weight-sharing benchmark; history shortened).

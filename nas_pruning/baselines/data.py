@@ -11,7 +11,7 @@ from typing import Iterable, Sized
 from torch import nn
 
 from nas_pruning.evaluation import evaluate
-from nas_pruning.tasks import Task, encode, load_task, make_loader
+from nas_pruning.tasks import DEFAULT_MAX_LENGTH, Task, encode, load_task, make_loader
 from nas_pruning.training import TrainingConfig, train_supernet
 
 
@@ -71,7 +71,7 @@ def load_baseline_data(
     batch_size: int = 32,
     max_train_examples: int | None = None,
     max_validation_examples: int | None = None,
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
 ) -> BaselineData:
     """A GLUE task split as in the paper (train 70/30 into train/validation, dev = test).
 

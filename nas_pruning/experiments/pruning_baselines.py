@@ -27,8 +27,7 @@ from nas_pruning.baselines.registry import get_baseline
 from nas_pruning.models import load_model, load_tokenizer
 from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.supernet import INFO_FILE, DataSplit, load_supernet, read_info
-from nas_pruning.supernet.storage import DEFAULT_MAX_LENGTH
-from nas_pruning.tasks import get_task
+from nas_pruning.tasks import DEFAULT_MAX_LENGTH, get_task
 from nas_pruning.training import TrainingConfig
 
 

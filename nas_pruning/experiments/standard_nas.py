@@ -29,6 +29,7 @@ from nas_pruning.experiments.runner import read_results, run_experiment
 from nas_pruning.models.loading import resolve_model_path
 from nas_pruning.optimizers import make_scheduler
 from nas_pruning.search_spaces import get_search_space
+from nas_pruning.tasks import DEFAULT_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def standard_nas(
     learning_rate: float = 2e-5,
     max_train_examples: int | None = None,
     max_validation_examples: int | None = None,
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
     num_threads: int | None = None,
     output_dir: str | os.PathLike | None = None,
     optimizer_kwargs: dict[str, Any] | None = None,

@@ -15,14 +15,8 @@ from nas_pruning.models import DEFAULT_MODEL_NAME, load_model, load_tokenizer
 from nas_pruning.models.importance import importance_scores, reorder_by_importance
 from nas_pruning.models.loading import load_config, max_sequence_length
 from nas_pruning.search_spaces import get_search_space
-from nas_pruning.supernet.storage import (
-    DEFAULT_MAX_LENGTH,
-    VAL_FRACTION,
-    DataSplit,
-    SupernetRecord,
-    save_supernet,
-)
-from nas_pruning.tasks import encode, load_task, make_loader
+from nas_pruning.supernet.storage import DataSplit, SupernetRecord, save_supernet
+from nas_pruning.tasks import DEFAULT_MAX_LENGTH, VAL_FRACTION, encode, load_task, make_loader
 from nas_pruning.training.config import TrainingConfig
 from nas_pruning.training.distributed import data_parallel_from_environment
 from nas_pruning.training.strategies import Strategy, as_strategy

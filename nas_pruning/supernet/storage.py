@@ -24,6 +24,7 @@ from torch import nn
 
 from nas_pruning.files import stored_path, write_text_atomic
 from nas_pruning.models.loading import from_pretrained
+from nas_pruning.tasks import DEFAULT_MAX_LENGTH, VAL_FRACTION
 from nas_pruning.training.config import TrainingConfig
 
 INFO_FILE = "supernet.json"
@@ -32,10 +33,6 @@ INFO_FILE = "supernet.json"
 RECORD_VERSION = 1
 #: The space a search of a super-network picks when neither the search nor the record names one.
 DEFAULT_SEARCH_SPACE = "small"
-#: Tokens per example, when a record does not say.
-DEFAULT_MAX_LENGTH = 128
-#: Share of a GLUE train set held out as the validation split.
-VAL_FRACTION = 0.3
 
 def versioned_json(record: Any, version: int) -> str:
     """A dataclass record as indented JSON, its first field `version`."""

@@ -10,17 +10,26 @@
 The names below are the public ones; import them from ``nas_pruning.tasks``.
 """
 
-from nas_pruning.tasks.batching import LengthGroupedBatchSampler, batch_sampler, encode, make_loader
-from nas_pruning.tasks.loading import GLUE_DIR_HINT, GLUE_HUB_NAME, load_custom_task, load_task, load_task_split
+from nas_pruning.tasks.batching import DEFAULT_MAX_LENGTH, LengthGroupedBatchSampler, batch_sampler, encode, make_loader
+from nas_pruning.tasks.loading import (
+    GLUE_DIR_HINT,
+    GLUE_HUB_NAME,
+    VAL_FRACTION,
+    load_custom_task,
+    load_task,
+    load_task_split,
+)
 from nas_pruning.tasks.registry import METRICS, NLI, SPLITS, TASKS, GlueFiles, Task, TaskData, get_task
 
 __all__ = [
+    "DEFAULT_MAX_LENGTH",
     "GLUE_DIR_HINT",
     "GLUE_HUB_NAME",
     "METRICS",
     "NLI",
     "SPLITS",
     "TASKS",
+    "VAL_FRACTION",
     "GlueFiles",
     "LengthGroupedBatchSampler",
     "Task",

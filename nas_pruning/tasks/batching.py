@@ -15,9 +15,11 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from nas_pruning.tasks.loading import quiet_progress
 from nas_pruning.tasks.registry import TaskData
 
+#: Tokens per example unless told otherwise (longer texts are truncated).
+DEFAULT_MAX_LENGTH = 128
 
 
-def encode(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int = 128) -> TaskData:
+def encode(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int = DEFAULT_MAX_LENGTH) -> TaskData:
     """Tokenise every loaded split of ``data``.
 
     Texts are truncated to ``max_length`` tokens but not padded (the loader

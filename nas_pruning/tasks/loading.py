@@ -26,6 +26,8 @@ import pandas as pd
 from nas_pruning.tasks.registry import SPLITS, Task, TaskData, get_task
 
 GLUE_HUB_NAME = "nyu-mll/glue"
+#: Share of a train set held out as the validation split (the paper's 70/30 split).
+VAL_FRACTION = 0.3
 GLUE_DIR_HINT = (
     "GLUE_DIR or --data-dir should point at a folder of GLUE TSVs "
     "(e.g. ../shared/data/glue)"
@@ -212,7 +214,7 @@ def load_task(
     name: str,
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
-    val_fraction: float = 0.3,
+    val_fraction: float = VAL_FRACTION,
     max_train_examples: int | None = None,
     splits: tuple[str, ...] = SPLITS,
 ) -> TaskData:
@@ -379,7 +381,7 @@ def load_custom_task(
     text_columns: tuple[str, ...] = ("text",),
     label_column: str = "label",
     seed: int = 0,
-    val_fraction: float = 0.3,
+    val_fraction: float = VAL_FRACTION,
     task_name: str = "custom",
     metric_name: str | None = None,
     max_train_examples: int | None = None,
