@@ -114,7 +114,7 @@ def build_report(rows: pd.DataFrame, min_seeds: int = 3) -> str:
     if rows.empty:
         return "# CoFi pruning with transfer learning (MiniLM, limited target data)\n\nNo rows yet.\n"
     settings = ("target_examples", "max_length", "max_aux_examples", "max_eval_examples", "teacher_epochs",
-                "prune_epochs", "finetune_epochs")  # fmt: skip
+                "prune_epochs", "finetune_epochs", "learning_rate", "finetune_learning_rate")  # fmt: skip
     schedule = ", ".join(
         f"{name} {'/'.join(str(v) for v in rows[name].drop_duplicates())}" for name in settings if name in rows
     )
