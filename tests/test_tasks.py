@@ -489,6 +489,23 @@ def test_length_grouped_batches_hold_every_example_once_per_epoch_and_follow_the
         LengthGroupedBatchSampler(lengths, 0)
 
 
+def test_length_grouped_batches_come_from_one_mega_batch_each():
+    lengths = np.random.RandomState(2).randint(5, 60, size=203).tolist()
+    for mega_batches in (1, 3):
+        sampler = LengthGroupedBatchSampler(lengths, 8, shuffle=True, generator=torch.Generator().manual_seed(5),
+                                            mega_batches=mega_batches)
+        batches = list(sampler)
+        # The sampler's first draw is the epoch's permutation, cut into mega-batches of 8 * mega_batches.
+        order = torch.randperm(203, generator=torch.Generator().manual_seed(5)).tolist()
+        size = 8 * mega_batches
+        chunk_of = {index: position // size for position, index in enumerate(order)}
+        assert all(len({chunk_of[i] for i in batch}) == 1 for batch in batches)
+        if mega_batches == 1:  # no grouping across batches: the permutation's consecutive batches
+            assert sorted(map(sorted, batches)) == sorted(sorted(order[i:i + 8]) for i in range(0, 203, 8))
+    with pytest.raises(ValueError, match="batch_size and mega_batches must be >= 1"):
+        LengthGroupedBatchSampler(lengths, 8, mega_batches=0)
+
+
 def test_make_loader_by_length_pads_less_and_keeps_every_example(tokenizer):
     ids = [[101] + [7] * n + [102] for n in np.random.RandomState(1).randint(1, 40, size=50)]
     data = datasets.Dataset.from_dict(
@@ -500,5 +517,10 @@ def test_make_loader_by_length_pads_less_and_keeps_every_example(tokenizer):
     for shuffle in (False, True):
         loader = make_loader(data, tokenizer, 8, shuffle=shuffle, seed=3, by_length=True)
         assert sorted(label for b in loader for label in b["labels"].tolist()) == list(range(50))
+    # Mega-batches of one batch group nothing: the same batches as plain shuffling with the seed.
+    plain = [sorted(b["labels"].tolist()) for b in make_loader(data, tokenizer, 8, shuffle=True, seed=3)]
+    single = [sorted(b["labels"].tolist())
+              for b in make_loader(data, tokenizer, 8, shuffle=True, seed=3, by_length=True, mega_batches=1)]
+    assert sorted(single) == sorted(plain)
     with pytest.raises(ValueError, match="batching by length needs an encoded dataset with `input_ids`"):
         make_loader(data.remove_columns("input_ids"), tokenizer, 8, by_length=True)

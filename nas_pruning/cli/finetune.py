@@ -14,6 +14,7 @@ from nas_pruning.cli.arguments import (
     add_task_argument,
 )
 from nas_pruning.supernet import STRATEGIES, finetune
+from nas_pruning.tasks import MEGA_BATCHES
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +54,11 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
              "mid-sized sub-networks learned less (docs/throughput_grouping.md); off: plain shuffled batches",
     )
     parser.add_argument(
+        "--mega-batches", type=positive_int, default=MEGA_BATCHES,
+        help="with --group-by-length: batches per random mega-batch sorted by length (more: less padding, "
+             "fewer: more mixed batches)",
+    )
+    parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seeds training and the 70/30 train/validation split"
     )
     parser.add_argument(
@@ -90,6 +96,7 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         distill_task_weight=args.distill_task_weight,
         num_random=args.num_random,
         group_by_length=args.group_by_length,
+        mega_batches=args.mega_batches,
         validate_subnetworks=not getattr(args, "quick", False),
     )
 

@@ -111,12 +111,14 @@ def finetune(
         if data_parallel is None:
             net.to("cuda" if torch.cuda.is_available() else "cpu")
             train_loader = make_loader(
-                data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed, by_length=config.group_by_length
+                data.train, tokenizer, batch_size=batch_size, shuffle=True, seed=seed,
+                by_length=config.group_by_length, mega_batches=config.mega_batches,
             )
         else:
             net.to(data_parallel.device)
             train_loader = data_parallel.loader(
-                data.train, tokenizer, batch_size, seed=seed, by_length=config.group_by_length
+                data.train, tokenizer, batch_size, seed=seed,
+                by_length=config.group_by_length, mega_batches=config.mega_batches,
             )
         space = get_search_space(search_space, net.config) if search_space is not None else None
         # Sampled sub-networks must train in the new order; `standard` is scored once fine-tuned.

@@ -10,7 +10,14 @@
 The names below are the public ones; import them from ``nas_pruning.tasks``.
 """
 
-from nas_pruning.tasks.batching import DEFAULT_MAX_LENGTH, LengthGroupedBatchSampler, batch_sampler, encode, make_loader
+from nas_pruning.tasks.batching import (
+    DEFAULT_MAX_LENGTH,
+    MEGA_BATCHES,
+    LengthGroupedBatchSampler,
+    batch_sampler,
+    encode,
+    make_loader,
+)
 from nas_pruning.tasks.loading import (
     GLUE_DIR_HINT,
     GLUE_HUB_NAME,
@@ -25,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_LENGTH",
     "GLUE_DIR_HINT",
     "GLUE_HUB_NAME",
+    "MEGA_BATCHES",
     "METRICS",
     "NLI",
     "SPLITS",

@@ -43,6 +43,10 @@ def encode(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int =
     return dataclasses.replace(data, **encoded)
 
 
+#: Batches per mega-batch of :class:`LengthGroupedBatchSampler`.
+MEGA_BATCHES = 50
+
+
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Batches of examples of similar length, so that padding per batch stays small.
 
@@ -57,7 +61,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     :param batch_size: examples per batch
     :param shuffle: group at random (training) instead of sorting the whole data
     :param generator: draws the random orders (the loader's, so that checkpoints restore it)
-    :param mega_batches: batches per mega-batch
+    :param mega_batches: batches per mega-batch: more saves more padding, fewer mixes
+        lengths more within an epoch (see :data:`MEGA_BATCHES`)
     """
 
     def __init__(
@@ -66,7 +71,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
-        mega_batches: int = 50,
+        mega_batches: int = MEGA_BATCHES,
     ) -> None:
         if batch_size < 1 or mega_batches < 1:
             raise ValueError(f"batch_size and mega_batches must be >= 1, got {batch_size} and {mega_batches}")
@@ -93,7 +98,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 def batch_sampler(
-    dataset: datasets.Dataset, batch_size: int, shuffle: bool, by_length: bool, generator: torch.Generator
+    dataset: datasets.Dataset,
+    batch_size: int,
+    shuffle: bool,
+    by_length: bool,
+    generator: torch.Generator,
+    mega_batches: int = MEGA_BATCHES,
 ) -> Sampler[list[int]]:
     """The batches (lists of example indices) :func:`make_loader` draws; see its parameters."""
     if not by_length:
@@ -105,7 +115,9 @@ def batch_sampler(
             f"got columns {dataset.column_names}"
         )
     lengths = [len(ids) for ids in dataset["input_ids"]]
-    return LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, generator=generator)
+    return LengthGroupedBatchSampler(
+        lengths, batch_size, shuffle=shuffle, generator=generator, mega_batches=mega_batches
+    )
 
 
 def make_loader(
@@ -115,6 +127,7 @@ def make_loader(
     shuffle: bool = False,
     seed: int = 0,
     by_length: bool = False,
+    mega_batches: int = MEGA_BATCHES,
 ) -> DataLoader:
     """Batches of an encoded dataset (see :func:`encode`), padded per batch.
 
@@ -126,11 +139,12 @@ def make_loader(
     :param by_length: batch examples of similar length (less padding, less compute; see
         :class:`LengthGroupedBatchSampler`): sorted by length without ``shuffle``,
         grouped by length within random mega-batches with it
+    :param mega_batches: batches per random mega-batch when grouping shuffled batches by length
     """
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
-        batch_sampler=batch_sampler(dataset, batch_size, shuffle, by_length, generator),
+        batch_sampler=batch_sampler(dataset, batch_size, shuffle, by_length, generator, mega_batches),
         collate_fn=DataCollatorWithPadding(tokenizer),
         generator=generator,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nas_pruning.tasks import MEGA_BATCHES
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -35,6 +37,9 @@ class TrainingConfig:
         `nas_pruning.tasks.LengthGroupedBatchSampler`): less padding, about 2x faster steps
         on STS-B, but in short `full` runs the midpoint sub-network learned less with it
         (docs/throughput_grouping.md), so it is off by default. False: plain shuffled batches.
+    mega_batches: with `group_by_length`, batches per random mega-batch that is sorted by
+        length and cut into batches: more batches save more padding, fewer keep each batch's
+        examples more mixed.
     """
 
     epochs: int = 5
@@ -51,6 +56,7 @@ class TrainingConfig:
     max_steps: int | None = None
     validate_subnetworks: bool = True
     group_by_length: bool = False
+    mega_batches: int = MEGA_BATCHES
 
     def __post_init__(self) -> None:
         checks = {
@@ -64,6 +70,7 @@ class TrainingConfig:
             "distill_task_weight": (self.distill_task_weight, self.distill_task_weight >= 0, ">= 0"),
             "num_random": (self.num_random, self.num_random >= 0, ">= 0"),
             "num_threads": (self.num_threads, self.num_threads is None or self.num_threads >= 1, ">= 1 or None"),
+            "mega_batches": (self.mega_batches, self.mega_batches >= 1, ">= 1"),
             "max_steps": (self.max_steps, self.max_steps is None or self.max_steps >= 1, ">= 1 or None"),
         }
         for name, (value, ok, accepted) in checks.items():

@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from nas_pruning.tasks import batch_sampler
+from nas_pruning.tasks import MEGA_BATCHES, batch_sampler
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,13 @@ class DataParallel:
         global_batch_size: int,
         seed: int = 0,
         by_length: bool = False,
+        mega_batches: int = MEGA_BATCHES,
     ) -> DataLoader:
         """This rank's part of the shuffled global batches of `dataset`.
 
         Batch k of all ranks together holds the examples of batch k of
         `nas_pruning.tasks.make_loader(dataset, tokenizer, global_batch_size, shuffle=True, seed=seed,
-        by_length=by_length)`, in every epoch. The loader's `generator` drives the shuffling, so that
+        by_length=by_length, mega_batches=mega_batches)`, in every epoch. The loader's `generator` drives the shuffling, so that
         training checkpoints capture and restore it as they do for a single process.
         """
         if global_batch_size < self.world_size:
@@ -79,7 +80,9 @@ class DataParallel:
                 f"use a batch size of at least {self.world_size}"
             )
         generator = torch.Generator().manual_seed(seed)
-        batches = batch_sampler(dataset, global_batch_size, shuffle=True, by_length=by_length, generator=generator)
+        batches = batch_sampler(
+            dataset, global_batch_size, shuffle=True, by_length=by_length, generator=generator, mega_batches=mega_batches
+        )
         return DataLoader(
             dataset,
             batch_sampler=ShardedBatchSampler(batches, len(dataset), global_batch_size, self.rank, self.world_size),
