@@ -24,7 +24,8 @@ chunks / repeats and the load average seen during the run.
     GLUE_DIR=/work/shared/data/glue python benchmarks/throughput.py
     GLUE_DIR=... python benchmarks/throughput.py --configs 40 --threads 1   # shorter, one thread
 
-Writes docs/throughput.md, docs/throughput_chunks.csv, docs/throughput_configs.csv and
+Writes docs/throughput.md, docs/throughput_chunks.csv, docs/throughput_configs.csv (another name with
+`--report NAME`) and
 docs/throughput_quality.csv (with quality seeds); `--grouping-quality` writes
 docs/throughput_grouping.md and .csv.
 """
@@ -57,7 +58,8 @@ BASE_COMMIT = "a1bed23"
 class Worker:
     """The model, data and evaluator of one version, kept between commands."""
 
-    def __init__(self, validation_examples: int, threads: int | None, batch_size: int | None) -> None:
+    def __init__(self, validation_examples: int, threads: int | None, batch_size: int | None,
+                 training_mega_batches: int | None = None) -> None:
         import copy
 
         import torch
@@ -72,6 +74,8 @@ class Worker:
         self.make_loader = make_loader
         # Each version batches as its own search and finetune do.
         self.by_length = "by_length" in inspect.signature(make_loader).parameters
+        self.training_batching = (training_batching() if training_mega_batches is None
+                                  else {"by_length": True, "mega_batches": training_mega_batches})
         self.tokenizer = load_tokenizer()
         data = load_task("stsb", seed=0, splits=("train", "validation"))
         validation = data.validation.shuffle(seed=0).select(range(validation_examples))
@@ -104,8 +108,8 @@ class Worker:
     def train(self, steps: int, seed: int) -> dict:
         from nas_pruning.supernet import TrainingConfig, train_supernet
 
-        options = {"by_length": True} if self.by_length else {}
-        loader = self.make_loader(self.data.train, self.tokenizer, batch_size=32, shuffle=True, seed=seed, **options)
+        loader = self.make_loader(self.data.train, self.tokenizer, batch_size=32, shuffle=True, seed=seed,
+                                  **self.training_batching)
         config = TrainingConfig(epochs=1, max_steps=steps, seed=seed, num_threads=self.threads,
                                 validate_subnetworks=False)
         history = train_supernet(self.train_model, loader, self.data.task, "full", self.space, config, progress=False)
@@ -121,14 +125,33 @@ class Worker:
 
         model = copy.deepcopy(self.model)
         train = self.data.train.select(range(examples))
-        options = {"by_length": True} if self.by_length else {}
-        loader = self.make_loader(train, self.tokenizer, batch_size=32, shuffle=True, seed=seed, **options)
+        loader = self.make_loader(train, self.tokenizer, batch_size=32, shuffle=True, seed=seed,
+                                  **self.training_batching)
         config = TrainingConfig(epochs=epochs, learning_rate=1e-4, warmup_ratio=0.1, seed=seed,
                                 num_threads=self.threads, validate_subnetworks=False)
         train_supernet(model, loader, self.data.task, "full", self.space, config, progress=False)
         evaluator = SubnetworkEvaluator(model, self.space, self.batches, self.data.task)
         networks = {"full": self.space.largest(), "midpoint": self.space.midpoint(), "smallest": self.space.smallest()}
         return {name: evaluator(config)["metric"] for name, config in networks.items()}
+
+
+def _batching(info: dict) -> str:
+    options = info.get("training_batching", {})
+    if not options.get("by_length"):
+        return "shuffled"
+    return f"grouped by length in mega-batches of {options.get('mega_batches', 50)} batches"
+
+
+def training_batching() -> dict:
+    """The `make_loader` options with which the imported version's `finetune` batches training data by
+    default (its `TrainingConfig` defaults; a version without length grouping: none)."""
+    from nas_pruning.supernet import TrainingConfig
+
+    defaults = TrainingConfig()
+    if not getattr(defaults, "group_by_length", False):
+        return {}
+    sizes = {"mega_batches": defaults.mega_batches} if hasattr(defaults, "mega_batches") else {}
+    return {"by_length": True, **sizes}
 
 
 def search_batch_size() -> int:
@@ -141,10 +164,11 @@ def search_batch_size() -> int:
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    worker = Worker(args.validation_examples, args.threads, args.batch_size)
+    worker = Worker(args.validation_examples, args.threads, args.batch_size, args.training_mega_batches)
     import nas_pruning
 
-    print(json.dumps({"by_length": worker.by_length, "batch_size": worker.batch_size, "package": nas_pruning.__file__}),
+    print(json.dumps({"by_length": worker.by_length, "training_batching": worker.training_batching,
+                      "batch_size": worker.batch_size, "package": nas_pruning.__file__}),
           flush=True)
     for line in sys.stdin:
         command = json.loads(line)
@@ -165,7 +189,10 @@ class Version:
         env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
         command = [sys.executable, str(Path(__file__).resolve()), "--worker",
                    "--validation-examples", str(args.validation_examples)]
-        for option, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        options = [("--batch-size", args.batch_size), ("--threads", args.threads)]
+        if name == "new":
+            options.append(("--training-mega-batches", args.new_mega_batches))
+        for option, value in options:
             command += [option, str(value)] if value else []
         # Run from an empty folder so that the current directory's nas_pruning is not imported instead.
         self.process = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(), stdin=subprocess.PIPE,
@@ -293,10 +320,10 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
     chunks = pd.DataFrame(chunk_rows)
     configs = pd.DataFrame(config_rows)
     DOCS.mkdir(exist_ok=True)
-    chunks.to_csv(DOCS / "throughput_chunks.csv", index=False)
-    configs.to_csv(DOCS / "throughput_configs.csv", index=False)
+    chunks.to_csv(DOCS / f"{args.report}_chunks.csv", index=False)
+    configs.to_csv(DOCS / f"{args.report}_configs.csv", index=False)
     if quality_rows:
-        pd.DataFrame(quality_rows).to_csv(DOCS / "throughput_quality.csv", index=False)
+        pd.DataFrame(quality_rows).to_csv(DOCS / f"{args.report}_quality.csv", index=False)
 
     def median(kind: str, version: str) -> float:
         return float(chunks[(chunks.kind == kind) & (chunks.version == version)].rate.median())
@@ -317,7 +344,9 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
         + (f"--quality-seeds {' '.join(map(str, args.quality_seeds))} --quality-examples {args.quality_examples} "
            f"--quality-epochs {args.quality_epochs}" if args.quality_seeds else "--quality-seeds")
         + (f" --threads {args.threads}" if args.threads else "")
-        + (f" --batch-size {args.batch_size}" if args.batch_size else ""),
+        + (f" --batch-size {args.batch_size}" if args.batch_size else "")
+        + (f" --new-mega-batches {args.new_mega_batches}" if args.new_mega_batches else "")
+        + (f" --report {args.report}" if args.report != "throughput" else ""),
         "```",
         "",
         f"Machine: {os.cpu_count()} CPU cores, torch threads {args.threads or os.cpu_count()}; "
@@ -345,11 +374,14 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
     lines += [
         "",
         f"- Evaluation: {evaluation}. Training: {training}.",
-        f"- Batching: previous {'by length' if run['info']['previous']['by_length'] else 'in data order'}, "
-        f"new {'by length' if run['info']['new']['by_length'] else 'in data order'} "
-        f"(packages: {run['info']['previous']['package']}, {run['info']['new']['package']}).",
+        f"- Evaluation batches: previous {'by length' if run['info']['previous']['by_length'] else 'in data order'}, "
+        f"new {'by length' if run['info']['new']['by_length'] else 'in data order'}; training batches: previous "
+        f"{_batching(run['info']['previous'])} (its `finetune` default), new {_batching(run['info']['new'])} "
+        + ("(`--new-mega-batches`: `finetune --group-by-length --mega-batches "
+           f"{args.new_mega_batches}`, not its default)" if args.new_mega_batches else "(its `finetune` default)")
+        + " (packages: {run['info']['previous']['package']}, {run['info']['new']['package']}).",
         f"- Metrics of the same configs: {equal} of {len(configs)} equal exactly; largest difference "
-        f"{configs.abs_difference.max():.2e} (Spearman; see docs/throughput_configs.csv).",
+        f"{configs.abs_difference.max():.2e} (Spearman; see docs/{args.report}_configs.csv).",
         *(quality_lines(args, pd.DataFrame(quality_rows)) if quality_rows else []),
     ]
     fronts = {}
@@ -462,6 +494,12 @@ def main() -> None:
                         help="only compare training with group_by_length off and on in this version (mean pooling)")
     parser.add_argument("--mega-batches", type=int, nargs="+", default=[50],
                         help="with --grouping-quality: mega-batch sizes (in batches) of the grouped runs")
+    parser.add_argument("--new-mega-batches", type=int, default=None,
+                        help="train the new version grouped by length in mega-batches of this many batches "
+                             "(`finetune --group-by-length --mega-batches N`) instead of its finetune default")
+    parser.add_argument("--report", default="throughput",
+                        help="name of the report: docs/<name>.md, docs/<name>_chunks.csv, ... (default throughput)")
+    parser.add_argument("--training-mega-batches", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -475,8 +513,9 @@ def main() -> None:
     from notes import write_keeping_notes
 
     chunk_rows, config_rows, quality_rows, run = measure(args)
-    write_keeping_notes(DOCS / "throughput.md", report(args, chunk_rows, config_rows, quality_rows, run))
-    print((DOCS / "throughput.md").read_text())
+    path = DOCS / f"{args.report}.md"
+    write_keeping_notes(path, report(args, chunk_rows, config_rows, quality_rows, run))
+    print(path.read_text())
 
 
 if __name__ == "__main__":

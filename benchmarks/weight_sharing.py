@@ -54,7 +54,8 @@ def supernets(args, task: str, seed: int) -> dict[str, Path]:
         batch_size=32, learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, seed=seed,
         max_train_examples=args.max_train_examples or MAX_TRAIN_EXAMPLES.get(task), max_length=args.max_length, num_threads=args.threads,
         validate_subnetworks=False, progress=False,
-        group_by_length=True,  # the protocol the committed rows were trained with (the library's default is now off)
+        # The protocol the committed rows were trained with (the library's defaults are now off and 4).
+        group_by_length=True, mega_batches=50,
     )
     start = work / "start"
     if not (start / "supernet.json").exists():

@@ -31,6 +31,8 @@ INFO_FILE = "supernet.json"
 #: Version of the supernet.json this package writes (its "version" field); a record without one was
 #: written before records were versioned and loads the same way.
 RECORD_VERSION = 1
+#: The mega-batch size of length-grouped training before records stored it.
+LEGACY_MEGA_BATCHES = 50
 #: The space a search of a super-network picks when neither the search nor the record names one.
 DEFAULT_SEARCH_SPACE = "small"
 
@@ -117,6 +119,8 @@ class SupernetRecord:
         values["data"] = DataSplit(**record_fields(DataSplit, split, RECORD_VERSION, source))
         if values.get("training") is not None:
             training = record_fields(TrainingConfig, values["training"], RECORD_VERSION, source)
+            # Records from before `mega_batches` was a setting grouped 50 batches per mega-batch.
+            training.setdefault("mega_batches", LEGACY_MEGA_BATCHES)
             values["training"] = TrainingConfig(**training)
         return cls(**values)
 
