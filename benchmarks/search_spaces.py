@@ -132,12 +132,17 @@ def per_run(folder: Path, early: int) -> tuple[pd.DataFrame, dict[str, list[pd.D
 
 
 def blackbox_row(args, space: str) -> dict:
+    """The space's super-network and blackbox in one row; `table_hypervolume_*`: the hypervolume of the
+    tabulated configs themselves (initial design, then the Sobol design, in that order), the first
+    --early-evaluations of them and all: a space-filling search measured on the super-network, no surrogate."""
     folder = blackbox_folder(args, space)
     metadata = json.loads((folder / "metadata.json").read_text())
     table = pd.read_csv(folder / "table.csv")
     heldout = metadata["surrogate"]["heldout"]
+    reference = metadata["hypervolume_reference_point"]
+    bounds = {name: tuple(pair) for name, pair in metadata["hypervolume_bounds"].items()}
     return {
-        "space": space, "hyperparameters": len(table.columns) - len(metadata["objectives_names"]),
+        "space": space, "hyperparameters": len(json.loads((folder / "configspace.json").read_text())),
         "tabulated": len(table), "validation_examples": metadata["validation"]["examples"],
         "unpruned_validation": metadata["yardsticks"]["unpruned_validation"],
         "trivial_validation": metadata["yardsticks"]["trivial_validation"],
@@ -145,6 +150,9 @@ def blackbox_row(args, space: str) -> dict:
         "surrogate_error_r2": heldout["error"]["r2"], "surrogate_error_spearman": heldout["error"]["spearman"],
         "error_min": table["error"].min(), "error_median": table["error"].median(),
         "params_min": table["params"].min(), "eval_time_mean": table["eval_time"].mean(),
+        f"table_hypervolume_at_{args.early_evaluations}": hypervolume(
+            table.head(args.early_evaluations), reference_point=reference, bounds=bounds),
+        "table_hypervolume_all": hypervolume(table, reference_point=reference, bounds=bounds),
         "unpruned_val_after_training": json.loads((train(args, space) / "supernet.json").read_text())[
             "history"][-1]["val_metric"],
         "train_seconds": round(training_seconds(train(args, space))),
