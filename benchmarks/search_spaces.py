@@ -27,7 +27,8 @@ the tables and plots from the finished benchmarks alone. Written to --docs-prefi
                           all evaluations (mean, std over seeds), mean simulated seconds at both
 <prefix>_runs.csv         the same per space x optimizer x seed
 <prefix>_blackboxes.csv   per space: tabulated configs, surrogate held-out R^2, unpruned validation
-                          score, training seconds, tabulated error / params / evaluation time ranges
+                          score, training seconds, tabulated error / params / evaluation time ranges,
+                          and the hypervolume of the tabulated design itself (no surrogate)
 <prefix>_best.png         hypervolume over simulated time, per space its best optimizer (mean, band)
 <prefix>_random.png       the same for random search
 ```
@@ -50,7 +51,7 @@ import torch
 from nas_pruning.blackbox import load_tabulated, tabulate
 from nas_pruning.optimizer_benchmark import TIME, benchmark
 from nas_pruning.optimizers import OPTIMIZERS
-from nas_pruning.pareto import DEFAULT_BOUNDS, hypervolume, hypervolume_over_time
+from nas_pruning.pareto import hypervolume, hypervolume_over_time
 from nas_pruning.plots import plot_hypervolume
 from nas_pruning.supernet import finetune, training_seconds
 
