@@ -69,6 +69,13 @@ def test_what_an_old_supernet_record_leaves_out_takes_the_defaults(tmp_path):
     assert record.training is None and record.history == []
 
 
+def test_an_old_record_keeps_the_batching_it_trained_with(tmp_path):
+    (tmp_path / INFO_FILE).write_text(json.dumps({"task": "rte", "data": {}, "training": {"epochs": 2}}))
+    training = read_info(tmp_path).training
+    assert training.epochs == 2 and not training.group_by_length and training.mega_batches == 50
+    assert TrainingConfig().group_by_length and TrainingConfig().mega_batches == 4  # today's defaults differ
+
+
 def test_a_record_of_a_later_version_is_refused(tmp_path):
     (tmp_path / INFO_FILE).write_text(json.dumps({"version": RECORD_VERSION + 1, "task": "rte"}))
     with pytest.raises(ValueError, match=f"version {RECORD_VERSION + 1}, newer than this nas_pruning reads"):

@@ -119,7 +119,9 @@ class SupernetRecord:
         values["data"] = DataSplit(**record_fields(DataSplit, split, RECORD_VERSION, source))
         if values.get("training") is not None:
             training = record_fields(TrainingConfig, values["training"], RECORD_VERSION, source)
-            # Records from before `mega_batches` was a setting grouped 50 batches per mega-batch.
+            # Records from before these settings trained on plain shuffled batches, and those from
+            # before `mega_batches` grouped 50 batches per mega-batch.
+            training.setdefault("group_by_length", False)
             training.setdefault("mega_batches", LEGACY_MEGA_BATCHES)
             values["training"] = TrainingConfig(**training)
         return cls(**values)
