@@ -395,14 +395,14 @@ def test_finetune_command_passes_its_training_options(tmp_path, glue_path):
     argv = ["finetune", "--task", "rte", "--model", _tiny_folder(tmp_path), "--data-dir", str(glue_path),
             "--strategy", "kd", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16",
             "--max-length", "32", "--threads", "1", "--output-dir", str(tmp_path / "out"), "--warmup-ratio", "0.25",
-            "--temperature", "3", "--distill-task-weight", "0.5", "--num-random", "3", "--no-group-by-length",
+            "--temperature", "3", "--distill-task-weight", "0.5", "--num-random", "3", "--group-by-length",
             "--mega-batches", "2"]
     assert main(argv) == 0
     _, info = load_supernet(tmp_path / "out")
     assert info.strategy == {"name": "kd", "num_random": 3}
     training = info.training
     assert (training.warmup_ratio, training.temperature, training.distill_task_weight) == (0.25, 3.0, 0.5)
-    assert not training.group_by_length and training.mega_batches == 2  # on (4) unless asked otherwise
+    assert training.group_by_length and training.mega_batches == 2  # off (and 4) unless asked for
 
 
 def test_reordering_by_importance_keeps_what_the_model_computes(tmp_path, glue_path, tiny_batch):
