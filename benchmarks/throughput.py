@@ -136,10 +136,13 @@ class Worker:
 
 
 def _batching(info: dict) -> str:
+    """A worker's training batching in words (versions before the setting grouped in 50-batch mega-batches)."""
+    from nas_pruning.supernet.storage import LEGACY_MEGA_BATCHES
+
     options = info.get("training_batching", {})
     if not options.get("by_length"):
         return "shuffled"
-    return f"grouped by length in mega-batches of {options.get('mega_batches', 50)} batches"
+    return f"grouped by length in mega-batches of {options.get('mega_batches', LEGACY_MEGA_BATCHES)} batches"
 
 
 def training_batching() -> dict:
@@ -374,12 +377,12 @@ def report(args: argparse.Namespace, chunk_rows: list[dict], config_rows: list[d
     lines += [
         "",
         f"- Evaluation: {evaluation}. Training: {training}.",
-        f"- Evaluation batches: previous {'by length' if run['info']['previous']['by_length'] else 'in data order'}, "
-        f"new {'by length' if run['info']['new']['by_length'] else 'in data order'}; training batches: previous "
-        f"{_batching(run['info']['previous'])} (its `finetune` default), new {_batching(run['info']['new'])} "
+        f"- Evaluation batches: previous {'by length' if info['previous']['by_length'] else 'in data order'}, "
+        f"new {'by length' if info['new']['by_length'] else 'in data order'}; training batches: previous "
+        f"{_batching(info['previous'])} (its `finetune` default), new {_batching(info['new'])} "
         + ("(`--new-mega-batches`: `finetune --group-by-length --mega-batches "
            f"{args.new_mega_batches}`, not its default)" if args.new_mega_batches else "(its `finetune` default)")
-        + " (packages: {run['info']['previous']['package']}, {run['info']['new']['package']}).",
+        + f" (packages: {info['previous']['package']}, {info['new']['package']}).",
         f"- Metrics of the same configs: {equal} of {len(configs)} equal exactly; largest difference "
         f"{configs.abs_difference.max():.2e} (Spearman; see docs/{args.report}_configs.csv).",
         *(quality_lines(args, pd.DataFrame(quality_rows)) if quality_rows else []),
@@ -412,6 +415,7 @@ def grouping_quality(args: argparse.Namespace) -> None:
     of the full network, the midpoint and the smallest sub-network; written to
     docs/throughput_grouping.csv and .md. Runs whose row is there are skipped."""
     from nas_pruning.supernet import finetune
+    from nas_pruning.supernet.storage import LEGACY_MEGA_BATCHES
     from notes import write_keeping_notes
 
     recipe = {"examples": args.quality_examples, "epochs": args.quality_epochs}
@@ -419,7 +423,7 @@ def grouping_quality(args: argparse.Namespace) -> None:
     columns = ["seed", *recipe, "group_by_length", "mega_batches"]
     earlier = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=columns)
     if "mega_batches" not in earlier:  # rows from before the option: grouped ones used 50 batches
-        earlier["mega_batches"] = earlier.group_by_length.map({True: 50, False: 0})
+        earlier["mega_batches"] = earlier.group_by_length.map({True: LEGACY_MEGA_BATCHES, False: 0})
     rows = earlier.to_dict("records")
     done = {tuple(row[name] for name in columns) for row in rows}
     batchings = [(False, 0)] + [(True, size) for size in args.mega_batches]
@@ -431,8 +435,8 @@ def grouping_quality(args: argparse.Namespace) -> None:
                 out = finetune("stsb", strategy="full", search_space="small", output_dir=Path(folder) / "net",
                                epochs=args.quality_epochs, learning_rate=1e-4, warmup_ratio=0.1, seed=seed,
                                max_train_examples=args.quality_examples, num_threads=args.threads or 1,
-                               group_by_length=grouped, mega_batches=size or 1, validate_subnetworks=True,
-                               progress=False)
+                               group_by_length=grouped, **({"mega_batches": size} if grouped else {}),
+                               validate_subnetworks=True, progress=False)
                 last = json.loads((out / "supernet.json").read_text())["history"][-1]
             rows.append({"seed": seed, **recipe, "group_by_length": grouped, "mega_batches": size,
                          "full": last["val_metric"], "midpoint": 1 - last["val_midpoint_error"],
